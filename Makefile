@@ -1,0 +1,37 @@
+# Two commands do all the set-up: `make run` (the job on the embedded demo cloud) and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+export DAGSTER_HOME ?= $(CURDIR)/.dagster
+DB      = $(or $(BACKUPS_DB),data/backups.duckdb)
+REPORTS = $(or $(BACKUPS_REPORTS_DIR),reports)
+
+.PHONY: install run test dev bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $@
+
+run: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dagster asset materialize -m pipeline.definitions --select '*'
+	@echo "warehouse: $(abspath $(DB))"
+	@echo "reports:   $(abspath $(REPORTS))/"
+	@ls -1 $(REPORTS)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+clean:
+	rm -rf $(VENV) .dagster .pytest_cache .hypothesis

@@ -1,0 +1,235 @@
+"""The sync as Dagster assets: VM list, backup lists, normalized frame, warehouse table, reports."""
+
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import dagster as dg
+import pandas as pd
+import requests
+
+from pipeline.normalize import (
+    BACKUP_SERVER_FIELDS,
+    USER_FIELDS,
+    VM_FIELDS,
+    NormalizedBackups,
+    normalize_backups,
+    reference_frame,
+)
+from pipeline.onapp_client import ApiError, CredentialsRefused, FetchReport, PaginationError
+from pipeline.reports import REPORTS, export_report
+from pipeline.resources import OnAppResource, WarehouseResource
+from pipeline.sync import VM_ERROR_COLUMNS, VM_STATUS_COLUMNS, SyncBatch, record_failed_sync, write_sync
+from pipeline.warehouse import SourceMismatch, check_source
+
+WAREHOUSE_POOL = "backups_warehouse"
+
+
+@dataclass
+class VmList:
+    """The VM list as read at the start of a sync (secrets already stripped)."""
+
+    source_url: str
+    api_format: str
+    listed_at: datetime
+    vms: pd.DataFrame  # pipeline.normalize.VM_FIELDS, typed (old APIs send ids as strings)
+    users: list[dict] | None = None
+    backup_servers: list[dict] | None = None
+    requests: int = 0
+    retries: int = field(default=0)
+
+
+def _preview(frame: pd.DataFrame, rows: int = 10) -> dg.MetadataValue:
+    return dg.MetadataValue.md(frame.head(rows).to_markdown(index=False) if len(frame) else "(no rows)")
+
+
+@dg.asset(group_name="onapp", kinds={"python"})
+def virtual_machines(
+    context: dg.AssetExecutionContext, onapp: OnAppResource, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    """Every VM of the cloud, all pages, with the admin-only user and backup-server lists when readable."""
+    listed_at = datetime.now(timezone.utc)
+    if onapp.is_demo:
+        context.log.warning(
+            "ONAPP_API_URL is not set: using the EMBEDDED DEMO CLOUD, simulated data, not a real cloud"
+        )
+    client = onapp.client()
+    try:
+        vms = client.list_virtual_machines()
+        users = client.list_users()
+        servers = client.list_backup_servers()
+    except CredentialsRefused as error:
+        # Nothing is written: a wrong key is a configuration error, not a sync to record.
+        raise dg.Failure(description=str(error), allow_retries=False) from None
+    except (ApiError, PaginationError, requests.RequestException) as error:
+        message = f"the VM list could not be read: {error}"
+        with warehouse.open() as con:
+            record_failed_sync(
+                con, run_id=context.run_id, started_at=listed_at, source_url=onapp.source,
+                format=onapp.api_format, message=message, warehouse_path=warehouse.path,
+            )
+        raise dg.Failure(description=message) from None
+    finally:
+        client.close()
+    with warehouse.open() as con:
+        # Before the long fetch: a warehouse of another cloud must not wait for the end to say so.
+        try:
+            check_source(con, onapp.source, warehouse.path, claim=False)
+        except SourceMismatch as error:
+            raise dg.Failure(description=str(error), allow_retries=False) from None
+    context.log.info(f"{len(vms)} VMs listed from {onapp.source}")
+    value = VmList(
+        source_url=onapp.source, api_format=onapp.api_format, listed_at=listed_at,
+        vms=reference_frame(vms, VM_FIELDS),
+        users=users, backup_servers=servers, requests=client.requests, retries=client.retries,
+    )
+    return dg.MaterializeResult(
+        value=value,
+        metadata={
+            "vms": len(vms),
+            "users_readable": users is not None,
+            "backup_servers_readable": servers is not None,
+            "source": onapp.source,
+        },
+    )
+
+
+@dg.asset(group_name="onapp", kinds={"python"})
+def backup_listings(
+    context: dg.AssetExecutionContext, onapp: OnAppResource, virtual_machines: VmList
+) -> dg.MaterializeResult:
+    """Each listed VM's backup list, fetched concurrently with retries; failures kept per VM."""
+    client = onapp.client()
+    try:
+        report = client.fetch_backups(virtual_machines.vms["id"].astype(int).tolist(), log=context.log)
+    except CredentialsRefused as error:
+        raise dg.Failure(description=str(error), allow_retries=False) from None
+    finally:
+        client.close()
+    for outcome in report.outcomes.values():
+        if outcome.status == "failed":
+            context.log.warning(f"VM {outcome.vm_id}: backups not read ({outcome.error_kind}): {outcome.message}")
+    return dg.MaterializeResult(
+        value=report,
+        metadata={
+            "vms": len(report.outcomes),
+            "failed": report.failed,
+            "vanished": report.vanished,
+            "requests": report.requests,
+            "retries": report.retries,
+            "seconds": round(report.seconds, 2),
+        },
+    )
+
+
+@dg.asset(group_name="warehouse", kinds={"pandas"})
+def normalized_backups(
+    virtual_machines: VmList, backup_listings: FetchReport
+) -> dg.MaterializeResult:
+    """All listed backups in one frame of the declared schema; untrustworthy records set aside."""
+    vms = virtual_machines.vms
+    owners = dict(zip(vms["id"].astype(int), vms["user_id"].astype(object).where(vms["user_id"].notna(), None)))
+    listings = {
+        vm_id: outcome.backups
+        for vm_id, outcome in backup_listings.outcomes.items()
+        if outcome.status == "ok"
+    }
+    result = normalize_backups(listings, owners)
+    return dg.MaterializeResult(
+        value=result,
+        metadata={
+            "rows": len(result.frame),
+            "rejected": len(result.rejects),
+            "rejects_preview": _preview(result.rejects[["virtual_machine_id", "backup_id", "reason"]]),
+        },
+    )
+
+
+def _vm_frame(vm_list: VmList, report: FetchReport) -> pd.DataFrame:
+    frame = vm_list.vms.copy()
+    status = {vm_id: outcome.status for vm_id, outcome in report.outcomes.items()}
+    frame["status"] = frame["id"].map(lambda vm_id: status.get(int(vm_id), "failed")).astype("string")
+    return frame[VM_STATUS_COLUMNS]
+
+
+def _vm_errors(report: FetchReport) -> pd.DataFrame:
+    rows = [
+        {"virtual_machine_id": o.vm_id, "http_status": o.http_status, "error_kind": o.error_kind or "error",
+         "message": o.message}
+        for o in report.outcomes.values()
+        if o.status == "failed"
+    ]
+    return pd.DataFrame(rows, columns=VM_ERROR_COLUMNS).astype(
+        {"virtual_machine_id": "Int64", "http_status": "Int64", "error_kind": "string", "message": "string"}
+    )
+
+
+@dg.asset(group_name="warehouse", kinds={"duckdb"}, pool=WAREHOUSE_POOL)
+def backups(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    virtual_machines: VmList,
+    backup_listings: FetchReport,
+    normalized_backups: NormalizedBackups,
+) -> dg.MaterializeResult:
+    """The warehouse table of every backup ever seen, with deletions, history and the sync ledger."""
+    batch = SyncBatch(
+        run_id=context.run_id,
+        started_at=virtual_machines.listed_at,
+        source_url=virtual_machines.source_url,
+        format=virtual_machines.api_format,
+        vms=_vm_frame(virtual_machines, backup_listings),
+        backups=normalized_backups.frame,
+        rejects=normalized_backups.rejects,
+        vm_errors=_vm_errors(backup_listings),
+        users=None if virtual_machines.users is None else reference_frame(virtual_machines.users, USER_FIELDS),
+        backup_servers=None
+        if virtual_machines.backup_servers is None
+        else reference_frame(virtual_machines.backup_servers, BACKUP_SERVER_FIELDS),
+        requests=virtual_machines.requests + backup_listings.requests,
+        retries=virtual_machines.retries + backup_listings.retries,
+    )
+    with warehouse.open() as con:
+        try:
+            summary = write_sync(
+                con, batch, warehouse_path=warehouse.path, max_failed_fraction=warehouse.max_failed_fraction
+            )
+        except Exception as error:
+            raise dg.Failure(description=str(error), allow_retries=False) from None
+        [(rows,)] = con.execute("SELECT count(*) FROM backups").fetchall()
+    context.log.info(
+        f"sync {summary.status}: {summary.backups_seen} backups seen, {summary.backups_new} new, "
+        f"{summary.backups_changed} changed, {summary.backups_deleted} deleted, "
+        f"{summary.vms_failed} VMs failed, {summary.rejected} records rejected"
+    )
+    metadata = {key: value for key, value in summary.ledger_row().iloc[0].items() if key not in (
+        "started_at", "finished_at", "message")}
+    metadata = {k: (v.item() if hasattr(v, "item") else v) for k, v in metadata.items()}
+    metadata["rows"] = rows
+    metadata["warehouse"] = dg.MetadataValue.path(warehouse.path)
+    metadata["duration_s"] = round((summary.finished_at - summary.started_at).total_seconds(), 2)
+    return dg.MaterializeResult(metadata=metadata)
+
+
+def _report_asset(name: str, description: str) -> dg.AssetsDefinition:
+    @dg.asset(name=name, group_name="reports", deps=[backups], kinds={"duckdb", "csv"},
+              description=description, pool=WAREHOUSE_POOL)
+    def _report(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+        with warehouse.open() as con:
+            path, frame = export_report(con, name, warehouse.reports_dir)
+        context.log.info(f"{name}: {len(frame)} rows -> {path}")
+        return dg.MaterializeResult(
+            metadata={"rows": len(frame), "csv": dg.MetadataValue.path(str(path)), "preview": _preview(frame)}
+        )
+
+    return _report
+
+
+REPORT_DESCRIPTIONS = {
+    "storage_by_backup_server": "Backup storage held by each backup server (a view and a CSV).",
+    "storage_by_user": "Backup storage consumed by each user (a view and a CSV).",
+}
+
+report_assets = [_report_asset(name, REPORT_DESCRIPTIONS[name]) for name in REPORTS]
+
+sync_assets = [virtual_machines, backup_listings, normalized_backups, backups]

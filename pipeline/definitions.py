@@ -1,0 +1,14 @@
+"""The Dagster code location: every asset of the sync and its reports, wired to their resources."""
+
+import dagster as dg
+
+from pipeline.assets import report_assets, sync_assets
+from pipeline.resources import OnAppResource, WarehouseResource
+
+defs = dg.Definitions(
+    assets=[*sync_assets, *report_assets],
+    resources={"onapp": OnAppResource.from_env(), "warehouse": WarehouseResource.from_env()},
+    # One process per run: the steps hand each other frames in memory-sized pickles, and the
+    # embedded demo cloud lives for the whole run.
+    executor=dg.in_process_executor,
+)

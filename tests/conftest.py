@@ -1,0 +1,100 @@
+"""Shared fixtures: a demo cloud on loopback, a warehouse in tmp_path, and a real Dagster run of the job."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pandas as pd
+import pytest
+
+from pipeline.assets import report_assets, sync_assets
+from pipeline.demo_cloud import DemoCloud, DemoCloudConfig
+from pipeline.resources import OnAppResource, WarehouseResource
+
+SMALL_FLEET = DemoCloudConfig(vms=40, backups_per_vm=3, users=6, backup_servers=3)
+
+
+@dataclass
+class SyncHarness:
+    """Runs the whole job (every asset) against one cloud and one warehouse, as many times as asked."""
+
+    cloud: DemoCloud
+    db_path: Path
+    reports_dir: Path
+
+    def run(self, *, api_format: str = "json", user: str | None = None, api_key: str | None = None,
+            url: str | None = None, max_failed_fraction: float = 0.5, **client: object) -> dg.ExecuteInProcessResult:
+        onapp = OnAppResource(
+            api_url=url or self.cloud.url,
+            user=self.cloud.config.user if user is None else user,
+            api_key=self.cloud.config.api_key if api_key is None else api_key,
+            api_format=api_format,
+            # Fast backoff: tests exercise the retries, not the waiting.
+            retries=client.pop("retries", 4),
+            backoff_factor=client.pop("backoff_factor", 0.001),
+            **client,
+        )
+        warehouse = WarehouseResource(
+            path=str(self.db_path), reports_dir=str(self.reports_dir), max_failed_fraction=max_failed_fraction
+        )
+        return dg.materialize(
+            [*sync_assets, *report_assets],
+            resources={"onapp": onapp, "warehouse": warehouse},
+            raise_on_error=False,
+        )
+
+    def query(self, sql: str, params: list | None = None) -> pd.DataFrame:
+        with duckdb.connect(str(self.db_path), read_only=True) as con:
+            return con.execute(sql, params or []).df()
+
+    def csv(self, name: str) -> pd.DataFrame:
+        return pd.read_csv(self.reports_dir / f"{name}.csv", keep_default_na=False, dtype=str)
+
+
+@pytest.fixture
+def make_cloud() -> Iterator:
+    """Start demo clouds with given configs; all stop at the end of the test."""
+    clouds: list[DemoCloud] = []
+
+    def start(config: DemoCloudConfig = SMALL_FLEET) -> DemoCloud:
+        cloud = DemoCloud(config).start()
+        clouds.append(cloud)
+        return cloud
+
+    yield start
+    for cloud in clouds:
+        cloud.stop()
+
+
+@pytest.fixture
+def cloud(make_cloud) -> DemoCloud:
+    return make_cloud()
+
+
+@pytest.fixture
+def harness(cloud: DemoCloud, tmp_path: Path) -> SyncHarness:
+    return SyncHarness(cloud=cloud, db_path=tmp_path / "backups.duckdb", reports_dir=tmp_path / "reports")
+
+
+def served_backups(cloud: DemoCloud) -> pd.DataFrame:
+    """What the cloud serves right now, one row per backup, with its VM and the VM's owner."""
+    rows = []
+    for vm_id, vm in cloud.fleet.vms.items():
+        for backup in cloud.fleet.backups_of(vm_id):
+            rows.append({"id": int(backup["id"]), "backup_size": int(backup["backup_size"]),
+                         "backup_server_id": backup.get("backup_server_id"),
+                         "virtual_machine_id": vm_id, "owner_user_id": int(vm["user_id"])})
+    return pd.DataFrame(rows)
+
+
+def run_failure_text(result: dg.ExecuteInProcessResult) -> str:
+    """Every failure message of a run, for asserting on what the user is told."""
+    return "\n".join(
+        str(event.step_failure_data.error.message) + str(event.step_failure_data.user_failure_data)
+        for event in result.all_events
+        if event.is_step_failure
+    )
