@@ -22,7 +22,7 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	cp dagster.yaml $@
 
 run: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/dagster asset materialize -m pipeline.definitions --select '*'
+	PYTHONWARNINGS=ignore $(BIN)/dagster asset materialize -m pipeline.definitions --select '*'
 	@echo "warehouse: $(abspath $(DB))"
 	@echo "reports:   $(abspath $(REPORTS))/"
 	@ls -1 $(REPORTS)

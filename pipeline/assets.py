@@ -17,7 +17,6 @@ from pipeline.normalize import (
     reference_frame,
 )
 from pipeline.onapp_client import ApiError, CredentialsRefused, FetchReport, PaginationError
-from pipeline.reports import REPORTS, export_report
 from pipeline.resources import OnAppResource, WarehouseResource
 from pipeline.sync import VM_ERROR_COLUMNS, VM_STATUS_COLUMNS, SyncBatch, record_failed_sync, write_sync
 from pipeline.warehouse import SourceMismatch, check_source
@@ -39,7 +38,7 @@ class VmList:
     retries: int = field(default=0)
 
 
-def _preview(frame: pd.DataFrame, rows: int = 10) -> dg.MetadataValue:
+def preview(frame: pd.DataFrame, rows: int = 10) -> dg.MetadataValue:
     return dg.MetadataValue.md(frame.head(rows).to_markdown(index=False) if len(frame) else "(no rows)")
 
 
@@ -140,7 +139,7 @@ def normalized_backups(
         metadata={
             "rows": len(result.frame),
             "rejected": len(result.rejects),
-            "rejects_preview": _preview(result.rejects[["virtual_machine_id", "backup_id", "reason"]]),
+            "rejects_preview": preview(result.rejects[["virtual_machine_id", "backup_id", "reason"]]),
         },
     )
 
@@ -210,26 +209,5 @@ def backups(
     metadata["duration_s"] = round((summary.finished_at - summary.started_at).total_seconds(), 2)
     return dg.MaterializeResult(metadata=metadata)
 
-
-def _report_asset(name: str, description: str) -> dg.AssetsDefinition:
-    @dg.asset(name=name, group_name="reports", deps=[backups], kinds={"duckdb", "csv"},
-              description=description, pool=WAREHOUSE_POOL)
-    def _report(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-        with warehouse.open() as con:
-            path, frame = export_report(con, name, warehouse.reports_dir)
-        context.log.info(f"{name}: {len(frame)} rows -> {path}")
-        return dg.MaterializeResult(
-            metadata={"rows": len(frame), "csv": dg.MetadataValue.path(str(path)), "preview": _preview(frame)}
-        )
-
-    return _report
-
-
-REPORT_DESCRIPTIONS = {
-    "storage_by_backup_server": "Backup storage held by each backup server (a view and a CSV).",
-    "storage_by_user": "Backup storage consumed by each user (a view and a CSV).",
-}
-
-report_assets = [_report_asset(name, REPORT_DESCRIPTIONS[name]) for name in REPORTS]
 
 sync_assets = [virtual_machines, backup_listings, normalized_backups, backups]

@@ -2,7 +2,8 @@
 
 import dagster as dg
 
-from pipeline.assets import report_assets, sync_assets
+from pipeline.assets import sync_assets
+from pipeline.report_assets import report_assets
 from pipeline.resources import OnAppResource, WarehouseResource
 
 defs = dg.Definitions(

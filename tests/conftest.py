@@ -11,7 +11,8 @@ import duckdb
 import pandas as pd
 import pytest
 
-from pipeline.assets import report_assets, sync_assets
+from pipeline.assets import sync_assets
+from pipeline.report_assets import report_assets
 from pipeline.demo_cloud import DemoCloud, DemoCloudConfig
 from pipeline.resources import OnAppResource, WarehouseResource
 
