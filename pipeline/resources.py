@@ -14,7 +14,7 @@ from pydantic import PrivateAttr
 from pipeline.demo_cloud import DemoCloud, start_embedded_demo_cloud
 from pipeline.onapp_client import ClientSettings, OnAppClient
 from pipeline.sync import DEFAULT_MAX_FAILED_FRACTION
-from pipeline.warehouse import DEFAULT_DB, DEFAULT_LOCK_TIMEOUT_S, open_warehouse
+from pipeline.warehouse import DEFAULT_DB, DEFAULT_LOCK_TIMEOUT_S, WarehouseBusy, connect_warehouse
 
 DEMO_SOURCE = "embedded demo cloud"
 
@@ -94,8 +94,15 @@ class WarehouseResource(dg.ConfigurableResource):
     @contextmanager
     def open(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         """A migrated connection; waits for another writer, then fails with 'warehouse busy'."""
-        with open_warehouse(self.path, lock_timeout_s=self.lock_timeout_s, read_only=read_only) as con:
+        try:
+            con = connect_warehouse(self.path, lock_timeout_s=self.lock_timeout_s, read_only=read_only)
+        except WarehouseBusy as error:
+            # A plain message in the UI, not a stack trace: another sync or a reader holds the file.
+            raise dg.Failure(description=str(error)) from None
+        try:
             yield con
+        finally:
+            con.close()
 
     @classmethod
     def from_env(cls) -> WarehouseResource:

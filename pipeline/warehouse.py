@@ -8,7 +8,6 @@ import random
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -28,30 +27,14 @@ class SourceMismatch(RuntimeError):
     """The warehouse was filled from another API than the one this sync reads."""
 
 
-@dataclass(frozen=True)
-class WarehouseSettings:
-    """Where the warehouse lives and how long to wait for it."""
-
-    path: str = DEFAULT_DB
-    lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
-
-    @classmethod
-    def from_env(cls) -> WarehouseSettings:
-        return cls(
-            path=os.environ.get("BACKUPS_DB", DEFAULT_DB),
-            lock_timeout_s=float(os.environ.get("BACKUPS_LOCK_TIMEOUT", DEFAULT_LOCK_TIMEOUT_S)),
-        )
-
-
 def _is_lock_error(error: duckdb.Error) -> bool:
     return "lock" in str(error).lower()
 
 
-@contextmanager
-def open_warehouse(
+def connect_warehouse(
     path: str | os.PathLike, *, lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S, read_only: bool = False
-) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the warehouse, migrated, waiting up to lock_timeout_s while another process writes it.
+) -> duckdb.DuckDBPyConnection:
+    """Connect to the warehouse, migrated, waiting up to lock_timeout_s while another process holds it.
 
     Raises:
         WarehouseBusy: the file stayed locked for the whole wait.
@@ -67,16 +50,29 @@ def open_warehouse(
             break
         except duckdb.Error as error:
             # DuckDB lets one process open a file for writing; others get a lock error at once.
-            if not _is_lock_error(error) or time.monotonic() >= deadline:
-                if _is_lock_error(error):
-                    raise WarehouseBusy(f"warehouse busy: {path}") from None
+            if not _is_lock_error(error):
                 raise
+            if time.monotonic() >= deadline:
+                raise WarehouseBusy(f"warehouse busy: {path}") from None
             time.sleep(min(delay, max(deadline - time.monotonic(), 0)) * random.uniform(0.5, 1))
             delay = min(delay * 2, 2.0)
     try:
         con.execute("SET TimeZone = 'UTC'")
         if not read_only:
             migrate(con)
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+@contextmanager
+def open_warehouse(
+    path: str | os.PathLike, *, lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S, read_only: bool = False
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The warehouse connection for a with-block (see connect_warehouse), closed at its end."""
+    con = connect_warehouse(path, lock_timeout_s=lock_timeout_s, read_only=read_only)
+    try:
         yield con
     finally:
         con.close()

@@ -28,7 +28,8 @@ class SyncHarness:
     reports_dir: Path
 
     def run(self, *, api_format: str = "json", user: str | None = None, api_key: str | None = None,
-            url: str | None = None, max_failed_fraction: float = 0.5, **client: object) -> dg.ExecuteInProcessResult:
+            url: str | None = None, max_failed_fraction: float = 0.5, lock_timeout_s: float = 60.0,
+            **client: object) -> dg.ExecuteInProcessResult:
         onapp = OnAppResource(
             api_url=url or self.cloud.url,
             user=self.cloud.config.user if user is None else user,
@@ -40,7 +41,8 @@ class SyncHarness:
             **client,
         )
         warehouse = WarehouseResource(
-            path=str(self.db_path), reports_dir=str(self.reports_dir), max_failed_fraction=max_failed_fraction
+            path=str(self.db_path), reports_dir=str(self.reports_dir), max_failed_fraction=max_failed_fraction,
+            lock_timeout_s=lock_timeout_s,
         )
         return dg.materialize(
             [*sync_assets, *report_assets],
