@@ -191,17 +191,17 @@ def test_a_killed_sync_leaves_the_previous_state_and_the_next_completes(tmp_path
     before = _state(db)
 
     # A large load, killed while it writes.
-    victim = _bulk_sync(db, 4000, 100, "killed")
+    victim = _bulk_sync(db, 6000, 100, "killed")
     assert victim.stdout.readline().strip() == "writing"
-    time.sleep(1.0)
+    time.sleep(0.5)
     victim.send_signal(signal.SIGKILL)
     assert victim.wait(timeout=60) == -signal.SIGKILL  # it really died mid-write
     assert _state(db) == before
 
-    after = _bulk_sync(db, 4000, 100, "next")
+    after = _bulk_sync(db, 6000, 100, "next")
     assert after.wait(timeout=300) == 0
     with duckdb.connect(str(db), read_only=True) as con:
-        assert con.execute("SELECT count(*) FROM backups WHERE deleted_at IS NULL").fetchall() == [(400_000,)]
+        assert con.execute("SELECT count(*) FROM backups WHERE deleted_at IS NULL").fetchall() == [(600_000,)]
         assert con.execute("SELECT run_id FROM sync_runs ORDER BY started_at").fetchall() == [("first",), ("next",)]
 
 
