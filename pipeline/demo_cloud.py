@@ -196,6 +196,19 @@ class Fleet:
             self.users[user_id] = self._make_user(user_id)
         for _ in range(config.vms):
             self._seed_backups(self.add_vm()["id"], config.backups_per_vm)
+        self._size_capacities(random.Random(config.seed + 1))
+
+    def _size_capacities(self, rng: random.Random) -> None:
+        """Give each server a capacity (GB) 1.1 to 2.5 times what it holds, so reports look like a real cloud."""
+        held_kb: dict[int, int] = {}
+        for backup in self.backups.values():
+            server = backup.get("backup_server_id")
+            if server is not None:
+                held_kb[server] = held_kb.get(server, 0) + int(backup["backup_size"])
+        for server_id, server in self.backup_servers.items():
+            held_gb = held_kb.get(server_id, 0) / 1024**2
+            if held_gb:
+                server["capacity"] = int(math.ceil(held_gb * rng.uniform(1.1, 2.5) / 500) * 500)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Fleet):
