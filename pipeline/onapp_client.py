@@ -355,7 +355,11 @@ class OnAppClient:
             items, headers = self._get_list("virtual_machines", "virtual_machine", {"page": page, "per_page": asked})
             ids = [item.get("id") for item in items]
             if ids and ids == previous:
-                if page == 2 and len(items) < asked:
+                total, limit = headers.get("X-Total"), headers.get("X-Limit")
+                more_announced = (total is not None and len(vms) < int(total)) or (
+                    limit is not None and len(items) >= int(limit)
+                )
+                if page == 2 and len(items) < asked and not more_announced:
                     # The short first page was fetched past only to tell a cap from the
                     # end; an unpaged (pre-pagination) server repeats its whole list.
                     logger.warning("%s ignores paging; its %d VMs came in one page", url, len(items))

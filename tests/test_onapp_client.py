@@ -100,6 +100,20 @@ def test_server_ignoring_page_raises(serve):
         client.list_virtual_machines()
 
 
+@pytest.mark.parametrize("headers", [True, False])
+def test_capped_server_ignoring_page_raises(serve, headers):
+    # Page 1 is short of what was asked only because of the server's cap: with X-Total/X-Limit
+    # saying more exist, a repeated page 2 is an error, not an unpaged list. Without headers
+    # the short first page cannot be told from an unpaged server's whole list.
+    config = DemoCloudConfig(vms=30, ignore_page=True, page_size_cap=10, pagination_headers=headers)
+    cloud, client = serve(config, per_page=50)
+    if headers:
+        with pytest.raises(PaginationError, match="page 2 repeats page 1"):
+            client.list_virtual_machines()
+    else:
+        assert len(client.list_virtual_machines()) == 10
+
+
 def test_page_cap_stops_a_server_that_never_ends(serve):
     # Six pages needed, three allowed: the cap is what ends paging on a server that never ends.
     cloud, client = serve(DemoCloudConfig(vms=30), per_page=5, max_pages=3)
