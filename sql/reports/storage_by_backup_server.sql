@@ -1,0 +1,21 @@
+-- Backup storage held by each backup server (NULL id: backups on no dedicated server).
+-- Current backups only, each id once; marked_for_delete ones count (still on disk).
+CREATE OR REPLACE VIEW storage_by_backup_server AS
+SELECT
+    b.backup_server_id,
+    any_value(s.label)                                               AS backup_server_label,
+    count(*)                                                         AS backups,
+    sum(b.backup_size)::BIGINT                                       AS storage_kb,
+    sum(b.backup_size) / 1048576.0                                   AS storage_gib,
+    count(*) FILTER (WHERE b.backup_type = 'normal')                 AS normal_backups,
+    count(*) FILTER (WHERE b.backup_type = 'incremental')            AS incremental_backups,
+    coalesce(sum(b.backup_size) FILTER (WHERE b.marked_for_delete), 0)::BIGINT AS reclaimable_kb,
+    count(DISTINCT b.owner_user_id)                                  AS users,
+    count(DISTINCT b.virtual_machine_id)                             AS virtual_machines,
+    any_value(s.capacity)::DOUBLE                                    AS capacity_gib,
+    round(100.0 * sum(b.backup_size) / 1048576.0 / nullif(any_value(s.capacity), 0), 2) AS used_pct
+FROM backups AS b
+LEFT JOIN backup_servers AS s ON s.id = b.backup_server_id
+WHERE b.deleted_at IS NULL
+GROUP BY b.backup_server_id
+ORDER BY storage_kb DESC, b.backup_server_id NULLS LAST;

@@ -1,0 +1,18 @@
+-- Backup storage consumed by each user: the backup's user_id, else its VM's owner (API < 4.2).
+CREATE OR REPLACE VIEW storage_by_user AS
+SELECT
+    b.owner_user_id                                                  AS user_id,
+    any_value(u.login)                                               AS user_login,
+    count(*)                                                         AS backups,
+    sum(b.backup_size)::BIGINT                                       AS storage_kb,
+    sum(b.backup_size) / 1048576.0                                   AS storage_gib,
+    count(DISTINCT b.virtual_machine_id)                             AS virtual_machines,
+    count(*) FILTER (WHERE b.backup_type = 'normal')                 AS normal_backups,
+    count(*) FILTER (WHERE b.backup_type = 'incremental')            AS incremental_backups,
+    coalesce(sum(b.backup_size) FILTER (WHERE b.marked_for_delete), 0)::BIGINT AS reclaimable_kb,
+    round(100.0 * sum(b.backup_size) / nullif(sum(sum(b.backup_size)) OVER (), 0), 2) AS share_pct
+FROM backups AS b
+LEFT JOIN users AS u ON u.id = b.owner_user_id
+WHERE b.deleted_at IS NULL
+GROUP BY b.owner_user_id
+ORDER BY storage_kb DESC, user_id NULLS LAST;
