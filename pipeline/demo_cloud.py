@@ -12,6 +12,7 @@ import os
 import random
 import signal
 import socket
+import ssl
 import string
 import sys
 import threading
@@ -504,8 +505,15 @@ class _Server(ThreadingHTTPServer):
 class DemoCloud:
     """The simulated OnApp API: a Fleet served over HTTP on a daemon thread; config is swappable live."""
 
-    def __init__(self, config: DemoCloudConfig = DemoCloudConfig(), host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        config: DemoCloudConfig = DemoCloudConfig(),
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.config = config
+        self.tls = tls  # a server-side context: serve HTTPS, to test certificate verification
         self.fleet = Fleet(config)
         self.stats = Stats()
         self.host, self.port = host, port
@@ -520,12 +528,15 @@ class DemoCloud:
         if self._server is None:
             raise RuntimeError("DemoCloud is not started")
         host, port = self._server.server_address[:2]
-        return f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}"
 
     def start(self) -> DemoCloud:
         """Bind and serve on a daemon thread; return self."""
         if self._server is None:
             self._server = _Server((self.host, self.port), self)
+            if self.tls is not None:
+                self._server.socket = self.tls.wrap_socket(self._server.socket, server_side=True)
             self._thread = threading.Thread(
                 target=self._server.serve_forever,
                 kwargs={"poll_interval": 0.05},  # stop() waits for one poll
