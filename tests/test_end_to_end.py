@@ -308,3 +308,19 @@ def test_untrustworthy_records_are_set_aside_with_their_reason(harness, fields, 
 
 def served_backups_safe(cloud) -> list:
     return [b for vm in cloud.fleet.vms for b in cloud.fleet.backups_of(vm)]
+
+
+@pytest.mark.parametrize("api_format", ["json", "xml"])
+def test_fields_the_schema_does_not_name_are_kept_in_extra(harness, api_format):
+    cloud = harness.cloud
+    vm_id = next(vm for vm in sorted(cloud.fleet.vms) if cloud.fleet.backups_of(vm))
+    backup_id = cloud.fleet.backups_of(vm_id)[0]["id"]
+    # A field from an API version newer than the schema.
+    cloud.fleet.update_backup(backup_id, storage_policy="gold")
+    assert harness.run(api_format=api_format).success
+    extra = harness.query("SELECT id, extra->>'storage_policy' AS policy, extra->>'compatible' AS compatible "
+                          "FROM backups").set_index("id")
+    assert extra.loc[backup_id, "policy"] == "gold"
+    compatible = {b["id"] for vm in cloud.fleet.vms for b in cloud.fleet.backups_of(vm) if "compatible" in b}
+    assert compatible and set(extra.index[extra["compatible"].notna()]) == compatible
+    assert extra.loc[list(set(extra.index) - compatible - {backup_id}), "policy"].isna().all()
