@@ -18,6 +18,7 @@ from pipeline.normalize import (
 )
 from pipeline.onapp_client import ApiError, CredentialsRefused, FetchReport, PaginationError
 from pipeline.resources import OnAppResource, WarehouseResource
+from pipeline.schedules import API_RETRY_POLICY, is_last_attempt
 from pipeline.sync import VM_ERROR_COLUMNS, VM_STATUS_COLUMNS, SyncBatch, record_failed_sync, write_sync
 from pipeline.warehouse import SourceMismatch, check_source
 
@@ -42,7 +43,7 @@ def preview(frame: pd.DataFrame, rows: int = 10) -> dg.MetadataValue:
     return dg.MetadataValue.md(frame.head(rows).to_markdown(index=False) if len(frame) else "(no rows)")
 
 
-@dg.asset(group_name="onapp", kinds={"python"})
+@dg.asset(group_name="onapp", kinds={"python"}, retry_policy=API_RETRY_POLICY)
 def virtual_machines(
     context: dg.AssetExecutionContext, onapp: OnAppResource, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
@@ -62,12 +63,18 @@ def virtual_machines(
         raise dg.Failure(description=str(error), allow_retries=False) from None
     except (ApiError, PaginationError, requests.RequestException) as error:
         message = f"the VM list could not be read: {error}"
+        # Paging that cannot be followed fails the same way on every attempt: no step retry.
+        retryable = not isinstance(error, PaginationError)
+        if retryable and not is_last_attempt(context):
+            # The ledger holds one row per run: only the attempt that gives up records the failure.
+            context.log.warning(f"{message} (attempt {context.retry_number + 1}; the step will retry)")
+            raise dg.Failure(description=message) from None
         with warehouse.open() as con:
             record_failed_sync(
                 con, run_id=context.run_id, started_at=listed_at, source_url=onapp.source,
                 format=onapp.api_format, message=message, warehouse_path=warehouse.path,
             )
-        raise dg.Failure(description=message) from None
+        raise dg.Failure(description=message, allow_retries=False) from None
     finally:
         client.close()
     with warehouse.open() as con:
@@ -93,7 +100,7 @@ def virtual_machines(
     )
 
 
-@dg.asset(group_name="onapp", kinds={"python"})
+@dg.asset(group_name="onapp", kinds={"python"}, retry_policy=API_RETRY_POLICY)
 def backup_listings(
     context: dg.AssetExecutionContext, onapp: OnAppResource, virtual_machines: VmList
 ) -> dg.MaterializeResult:
