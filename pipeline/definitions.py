@@ -1,13 +1,18 @@
-"""The Dagster code location: every asset of the sync and its reports, wired to their resources."""
+"""The Dagster code location: every asset of the sync and its reports, their checks, the daily schedule."""
 
 import dagster as dg
 
 from pipeline.assets import sync_assets
+from pipeline.checks import asset_checks
 from pipeline.report_assets import report_assets
 from pipeline.resources import OnAppResource, WarehouseResource
+from pipeline.schedules import daily_schedule, sync_job
 
 defs = dg.Definitions(
     assets=[*sync_assets, *report_assets],
+    asset_checks=asset_checks,
+    jobs=[sync_job],
+    schedules=[daily_schedule()],
     resources={"onapp": OnAppResource.from_env(), "warehouse": WarehouseResource.from_env()},
     # One process per run: the steps hand each other frames in memory-sized pickles, and the
     # embedded demo cloud lives for the whole run.

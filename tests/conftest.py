@@ -101,3 +101,34 @@ def run_failure_text(result: dg.ExecuteInProcessResult) -> str:
         for event in result.all_events
         if event.is_step_failure
     )
+
+
+def harness_resources(harness: SyncHarness, *, max_failed_fraction: float = 0.5) -> dict:
+    """The resources of harness.run() (fast client backoff), for materializations that add checks."""
+    return {
+        "onapp": OnAppResource(
+            api_url=harness.cloud.url, user=harness.cloud.config.user, api_key=harness.cloud.config.api_key,
+            retries=4, backoff_factor=0.001,
+        ),
+        "warehouse": WarehouseResource(
+            path=str(harness.db_path), reports_dir=str(harness.reports_dir), max_failed_fraction=max_failed_fraction
+        ),
+    }
+
+
+def materialize_with_checks(harness: SyncHarness, *, selection: object = None,
+                            max_failed_fraction: float = 0.5) -> dg.ExecuteInProcessResult:
+    """Every asset and every asset check against the harness's cloud; selection narrows it (e.g. to checks)."""
+    from pipeline.checks import asset_checks
+
+    return dg.materialize(
+        [*sync_assets, *report_assets, *asset_checks],
+        resources=harness_resources(harness, max_failed_fraction=max_failed_fraction),
+        selection=selection,
+        raise_on_error=False,
+    )
+
+
+def check_results(result: dg.ExecuteInProcessResult) -> dict:
+    """The run's asset check evaluations by check name."""
+    return {evaluation.check_name: evaluation for evaluation in result.get_asset_check_evaluations()}
