@@ -92,10 +92,16 @@ def virtual_machines(
     return dg.MaterializeResult(
         value=value,
         metadata={
+            "rows": len(vms),
             "vms": len(vms),
             "users_readable": users is not None,
             "backup_servers_readable": servers is not None,
             "source": onapp.source,
+            "requests": client.requests,
+            "retries": client.retries,
+            "attempt": context.retry_number + 1,
+            "duration_s": round((datetime.now(timezone.utc) - listed_at).total_seconds(), 2),
+            "preview": preview(value.vms),
         },
     )
 
@@ -118,12 +124,31 @@ def backup_listings(
     return dg.MaterializeResult(
         value=report,
         metadata={
+            "rows": sum(len(o.backups) for o in report.outcomes.values() if o.status == "ok"),
             "vms": len(report.outcomes),
+            "fetched": sum(o.status == "ok" for o in report.outcomes.values()),
             "failed": report.failed,
             "vanished": report.vanished,
             "requests": report.requests,
             "retries": report.retries,
-            "seconds": round(report.seconds, 2),
+            "attempt": context.retry_number + 1,
+            "duration_s": round(report.seconds, 2),
+            "failed_vms": preview(
+                pd.DataFrame(
+                    [(o.vm_id, o.http_status, o.error_kind, o.message)
+                     for o in sorted(report.outcomes.values(), key=lambda o: o.vm_id) if o.status == "failed"],
+                    columns=["vm_id", "http_status", "error_kind", "reason"],
+                ),
+                rows=50,
+            ),
+            "preview": preview(
+                pd.DataFrame(
+                    # VMs that did not answer lead: they are what a reader looks for.
+                    [(o.vm_id, o.status, len(o.backups))
+                     for o in sorted(report.outcomes.values(), key=lambda o: (o.status == "ok", o.vm_id))],
+                    columns=["vm_id", "status", "backups"],
+                )
+            ),
         },
     )
 
