@@ -30,8 +30,10 @@ run: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# The UI, the daemon (schedule, run queue, pools) and the code location, on loopback only.
+DEV_PORT ?= 3000
 dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(DEV_PORT)
 
 clean:
 	rm -rf $(VENV) .dagster .pytest_cache .hypothesis
