@@ -1,5 +1,7 @@
 -- Backup storage held by each backup server (NULL id: backups on no dedicated server).
 -- Current backups only, each id once; marked_for_delete ones count (still on disk).
+-- Growth: current storage_kb minus that of the latest sync at least 7 / 30 days before the
+-- latest one (view history_growth); NULL while the history does not reach back that far.
 CREATE OR REPLACE VIEW storage_by_backup_server AS
 SELECT
     b.backup_server_id,
@@ -13,9 +15,13 @@ SELECT
     count(DISTINCT b.owner_user_id)                                  AS users,
     count(DISTINCT b.virtual_machine_id)                             AS virtual_machines,
     any_value(s.capacity)::DOUBLE                                    AS capacity_gib,
-    round(100.0 * sum(b.backup_size) / 1048576.0 / nullif(any_value(s.capacity), 0), 2) AS used_pct
+    round(100.0 * sum(b.backup_size) / 1048576.0 / nullif(any_value(s.capacity), 0), 2) AS used_pct,
+    any_value(g.growth_7d_kb)                                        AS growth_7d_kb,
+    any_value(g.growth_30d_kb)                                       AS growth_30d_kb
 FROM backups AS b
 LEFT JOIN backup_servers AS s ON s.id = b.backup_server_id
+LEFT JOIN history_growth AS g
+    ON g.dimension = 'backup_server' AND g.key IS NOT DISTINCT FROM b.backup_server_id
 WHERE b.deleted_at IS NULL
 GROUP BY b.backup_server_id
 ORDER BY storage_kb DESC, b.backup_server_id NULLS LAST;

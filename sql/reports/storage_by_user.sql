@@ -1,4 +1,6 @@
 -- Backup storage consumed by each user: the backup's user_id, else its VM's owner (API < 4.2).
+-- Growth: current storage_kb minus that of the latest sync at least 7 / 30 days before the
+-- latest one (view history_growth); NULL while the history does not reach back that far.
 CREATE OR REPLACE VIEW storage_by_user AS
 SELECT
     b.owner_user_id                                                  AS user_id,
@@ -10,9 +12,13 @@ SELECT
     count(*) FILTER (WHERE b.backup_type = 'normal')                 AS normal_backups,
     count(*) FILTER (WHERE b.backup_type = 'incremental')            AS incremental_backups,
     coalesce(sum(b.backup_size) FILTER (WHERE b.marked_for_delete), 0)::BIGINT AS reclaimable_kb,
-    round(100.0 * sum(b.backup_size) / nullif(sum(sum(b.backup_size)) OVER (), 0), 2) AS share_pct
+    round(100.0 * sum(b.backup_size) / nullif(sum(sum(b.backup_size)) OVER (), 0), 2) AS share_pct,
+    any_value(g.growth_7d_kb)                                        AS growth_7d_kb,
+    any_value(g.growth_30d_kb)                                       AS growth_30d_kb
 FROM backups AS b
 LEFT JOIN users AS u ON u.id = b.owner_user_id
+LEFT JOIN history_growth AS g
+    ON g.dimension = 'user' AND g.key IS NOT DISTINCT FROM b.owner_user_id
 WHERE b.deleted_at IS NULL
 GROUP BY b.owner_user_id
 ORDER BY storage_kb DESC, user_id NULLS LAST;

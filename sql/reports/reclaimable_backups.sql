@@ -1,0 +1,27 @@
+-- Current backups whose space could be reclaimed, each once with every reason that applies.
+-- "Not built for more than a day" compares created_at with last_seen_at (the last sync that
+-- listed the backup, still unbuilt), not with the wall clock: the report then says only what
+-- a sync saw, and reads the same whenever it is run.
+CREATE OR REPLACE VIEW reclaimable_backups AS
+WITH reasons AS (
+    SELECT
+        b.id AS backup_id,
+        b.virtual_machine_id,
+        b.backup_server_id,
+        b.owner_user_id,
+        b.backup_size,
+        b.created_at,
+        concat_ws('; ',
+            CASE WHEN b.marked_for_delete THEN 'marked for delete' END,
+            CASE WHEN v.id IS NULL OR v.deleted_at IS NOT NULL THEN 'virtual machine no longer exists' END,
+            -- 24 hours, not 1 day: the TIMESTAMPTZ interval would follow the session's DST.
+            CASE WHEN NOT b.built AND b.created_at < b.last_seen_at - to_hours(24)
+                 THEN 'not built for more than a day' END
+        ) AS reason
+    FROM backups AS b
+    LEFT JOIN virtual_machines AS v ON v.id = b.virtual_machine_id
+    WHERE b.deleted_at IS NULL
+)
+SELECT * FROM reasons
+WHERE reason <> ''
+ORDER BY backup_size DESC NULLS LAST, backup_id;

@@ -1,0 +1,21 @@
+-- Backup storage over time per backup server and per user: the last sync of each UTC day.
+-- A key absent on a day held no current backups at that day's last sync.
+CREATE OR REPLACE VIEW storage_trend AS
+WITH daily AS (
+    SELECT dimension, (synced_at AT TIME ZONE 'UTC')::DATE AS day, max(synced_at) AS synced_at
+    FROM storage_history
+    GROUP BY dimension, day
+)
+SELECT
+    h.dimension,
+    d.day,
+    h.key,
+    CASE h.dimension WHEN 'backup_server' THEN s.label WHEN 'user' THEN u.login END AS label,
+    h.backups,
+    h.storage_kb,
+    h.storage_kb / 1048576.0 AS storage_gib
+FROM daily AS d
+JOIN storage_history AS h ON h.dimension = d.dimension AND h.synced_at = d.synced_at
+LEFT JOIN backup_servers AS s ON h.dimension = 'backup_server' AND s.id = h.key
+LEFT JOIN users AS u ON h.dimension = 'user' AND u.id = h.key
+ORDER BY h.dimension, d.day, h.key NULLS LAST;
