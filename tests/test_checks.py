@@ -221,3 +221,10 @@ def test_a_warehouse_without_a_loaded_sync_is_not_fresh(harness):
     assert not harness.run(retries=0).success
     check = run_check(harness, last_sync_fresh)
     assert not check.passed and metadata(check)["last_loaded_sync"] == "none"
+
+
+def test_a_check_before_any_sync_names_the_missing_warehouse(harness):
+    result = materialize_with_checks(harness, selection=dg.AssetSelection.checks(backup_ids_unique))
+    assert not result.success
+    assert f"no warehouse at {harness.db_path}" in run_failure_text(result)
+    assert not harness.db_path.exists()  # a read-only check creates nothing
