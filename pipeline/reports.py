@@ -1,20 +1,52 @@
-"""Export the report views as CSV files that a spreadsheet opens safely."""
+"""Export the report views as CSV (and optionally Parquet) files that a spreadsheet opens safely."""
 
 from __future__ import annotations
 
 import csv
 import os
 import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
 # Each is a view created by sql/reports/<name>.sql and exported as <name>.csv.
-REPORTS: tuple[str, ...] = ("storage_by_backup_server", "storage_by_user")
+REPORTS: tuple[str, ...] = (
+    "storage_by_backup_server",
+    "storage_by_user",
+    "storage_by_virtual_machine",
+    "storage_trend",
+    "capacity_forecast",
+    "reclaimable_backups",
+)
+
+EXPORT_FORMATS: tuple[str, ...] = ("csv", "parquet")
+DEFAULT_EXPORT_FORMATS: tuple[str, ...] = ("csv",)
 
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def export_formats(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The formats named by BACKUPS_EXPORT_FORMATS (comma-separated; default csv), in the order given.
+
+    Raises:
+        ValueError: a format this project cannot write, or a list with none at all.
+    """
+    environ = os.environ if environ is None else environ
+    raw = environ.get("BACKUPS_EXPORT_FORMATS", "")
+    if not raw.strip():
+        return DEFAULT_EXPORT_FORMATS
+    names = [part.strip().lower() for part in raw.split(",") if part.strip()]
+    unknown = [name for name in names if name not in EXPORT_FORMATS]
+    if unknown or not names:
+        raise ValueError(
+            f"BACKUPS_EXPORT_FORMATS={raw!r}: unknown format {', '.join(map(repr, unknown)) or '(none given)'}; "
+            f"use a comma-separated list of {', '.join(EXPORT_FORMATS)}"
+        )
+    return tuple(dict.fromkeys(names))
 
 
 def neutralize_formulas(frame: pd.DataFrame) -> pd.DataFrame:
@@ -37,23 +69,51 @@ def read_report(con: duckdb.DuckDBPyConnection, name: str) -> pd.DataFrame:
     return con.execute(f"SELECT * FROM {name}").df()
 
 
-def write_csv(frame: pd.DataFrame, path: Path) -> Path:
-    """Write RFC 4180 CSV (UTF-8, CRLF, header) via a temporary file and a rename."""
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary file beside path, renamed onto it only if the block succeeds.
+
+    A reader (or a spreadsheet with the file open) never sees half a file.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            neutralize_formulas(frame).to_csv(
-                handle, index=False, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL
-            )
+        yield Path(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> Path:
+    """Write RFC 4180 CSV (UTF-8, CRLF, header) via a temporary file and a rename."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as handle:
+        neutralize_formulas(frame).to_csv(handle, index=False, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
     return path
 
 
-def export_report(con: duckdb.DuckDBPyConnection, name: str, reports_dir: str | Path) -> tuple[Path, pd.DataFrame]:
-    """Write <reports_dir>/<name>.csv from its view; return the path and the rows."""
+def write_parquet(frame: pd.DataFrame, path: Path) -> Path:
+    """Write Parquet via pyarrow, atomically; values stay as the warehouse holds them.
+
+    No formula neutralizing here: Parquet is read by data tools, which do not evaluate cells,
+    and an apostrophe would corrupt the value for them.
+    """
+    with atomic_path(path) as tmp:
+        frame.to_parquet(tmp, engine="pyarrow", index=False)
+    return path
+
+
+WRITERS: dict[str, Callable[[pd.DataFrame, Path], Path]] = {"csv": write_csv, "parquet": write_parquet}
+
+
+def export_report(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    reports_dir: str | Path,
+    formats: tuple[str, ...] = DEFAULT_EXPORT_FORMATS,
+) -> tuple[dict[str, Path], pd.DataFrame]:
+    """Write <reports_dir>/<name>.<format> for each format from the view; return the paths and the rows."""
     frame = read_report(con, name)
-    return write_csv(frame, Path(reports_dir) / f"{name}.csv"), frame
+    paths = {fmt: WRITERS[fmt](frame, Path(reports_dir) / f"{name}.{fmt}") for fmt in formats}
+    return paths, frame
