@@ -63,8 +63,9 @@ def virtual_machines(
         raise dg.Failure(description=str(error), allow_retries=False) from None
     except (ApiError, PaginationError, requests.RequestException) as error:
         message = f"the VM list could not be read: {error}"
-        # Paging that cannot be followed fails the same way on every attempt: no step retry.
-        retryable = not isinstance(error, PaginationError)
+        # Paging that cannot be followed, or a certificate that is not trusted, fails the same way
+        # on every attempt: no step retry.
+        retryable = not isinstance(error, (PaginationError, requests.exceptions.SSLError))
         if retryable and not is_last_attempt(context):
             # The ledger holds one row per run: only the attempt that gives up records the failure.
             context.log.warning(f"{message} (attempt {context.retry_number + 1}; the step will retry)")
@@ -77,12 +78,17 @@ def virtual_machines(
         raise dg.Failure(description=message, allow_retries=False) from None
     finally:
         client.close()
-    with warehouse.open() as con:
-        # Before the long fetch: a warehouse of another cloud must not wait for the end to say so.
-        try:
-            check_source(con, onapp.source, warehouse.path, claim=False)
-        except SourceMismatch as error:
-            raise dg.Failure(description=str(error), allow_retries=False) from None
+    try:
+        with warehouse.open() as con:
+            # Before the long fetch: a warehouse of another cloud must not wait for the end to say so.
+            try:
+                check_source(con, onapp.source, warehouse.path, claim=False)
+            except SourceMismatch as error:
+                raise dg.Failure(description=str(error), allow_retries=False) from None
+    except dg.Failure as error:
+        # "warehouse busy" came after BACKUPS_LOCK_TIMEOUT, the wait meant for it: as in the writer,
+        # no step retry on top (the retry policy is for the API).
+        raise dg.Failure(description=error.description, allow_retries=False) from None
     context.log.info(f"{len(vms)} VMs listed from {onapp.source}")
     value = VmList(
         source_url=onapp.source, api_format=onapp.api_format, listed_at=listed_at,
