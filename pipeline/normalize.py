@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline.schema import (
     BACKUP_FIELDS,
@@ -55,36 +59,102 @@ def normalize_backups(
     Returns:
         The frame (one row per listed record, in the order listed) and the rejects.
     """
-    vm_ids = [vm_id for vm_id, records in listings.items() for _ in records]
-    records = [record for records in listings.values() for record in records]
+    listed = {vm_id: records for vm_id, records in listings.items() if len(records)}
+    records = [record for records in listed.values() for record in records]
     if not records:
         return NormalizedBackups(empty_frame(), pd.DataFrame(columns=REJECT_COLUMNS))
 
-    raw = pd.DataFrame.from_records(records)
-    raw.index = pd.RangeIndex(len(raw))
-    problems = pd.Series("", index=raw.index, dtype=object)
+    index = pd.RangeIndex(len(records))
+    arrays = _arrow_sources(records)
+    problems = pd.Series("", index=index, dtype=object)
     out: dict[str, pd.Series] = {}
     for column in BACKUP_FIELDS:
-        source = _first_present(raw, column)
-        typed, bad = _convert(source, column)
+        converted = _convert_arrow(arrays, column)
+        if converted is None:
+            # Values of unexpected types: the per-value path decides exactly as it always did.
+            source = _first_present(_raw_frame(records, list(column.keys)), column)
+            typed, bad = _convert(source, column)
+            missing = source.isna()
+        else:
+            (typed, bad), missing = converted
         out[column.name] = typed
         problems = _add_problem(problems, bad, f"{column.name} is not a valid {column.kind}")
         if column.required:
-            problems = _add_problem(problems, source.isna(), f"no {column.name}")
+            problems = _add_problem(problems, missing, f"no {column.name}")
+    del arrays
     problems = _add_problem(problems, out["backup_size"] < 0, "negative backup_size")
 
     _split_legacy_backup_type(out)
-    vm_series = pd.Series(vm_ids, index=raw.index, dtype="Int64")
+    # Per VM, then repeated over its records: a lookup per record is a second per call.
+    vm_series = pd.Series(list(listed), dtype="Int64")
     owners = vm_series.map(lambda v: vm_owners.get(int(v))).astype("Int64")
-    out["virtual_machine_id"] = vm_series
-    out["owner_user_id"] = out["user_id"].fillna(owners)
-    out[EXTRA_COLUMN] = _extra_json(raw)
+    positions = np.repeat(np.arange(len(listed)), [len(records) for records in listed.values()])
+    out["virtual_machine_id"] = vm_series.take(positions).set_axis(index)
+    out["owner_user_id"] = out["user_id"].fillna(owners.take(positions).set_axis(index))
+    out[EXTRA_COLUMN] = _extra_json(records)
 
     frame = pd.DataFrame(out, columns=column_names()).astype(frame_dtypes())
     rejected = problems != ""
-    rejects = _rejects(raw, records, vm_ids, problems, rejected)
-    frame = frame.loc[~rejected].reset_index(drop=True)
+    rejects = _rejects(records, out["virtual_machine_id"], problems, rejected)
+    if rejected.any():  # a copy of a million rows only when some must go
+        frame = frame.loc[~rejected].reset_index(drop=True)
     return NormalizedBackups(frame, rejects)
+
+
+# Arrow reads every source key in one pass over the records (a pass per column in Python was
+# most of the time). Integers go through float64 as pd.to_numeric did, and only come out when
+# every value is whole and within 2**53, where that is exact; other values take the old path.
+_ARROW_KINDS = {"int": pa.float64(), "str": pa.large_string(), "bool": pa.bool_(), "timestamp": pa.large_string()}
+_ARROW_SOURCE = pa.struct([(key, _ARROW_KINDS[c.kind]) for c in BACKUP_FIELDS for key in c.keys])
+_EXACT_INT = 2.0**53
+_PANDAS_OF_ARROW = {pa.bool_(): pd.BooleanDtype(), pa.large_string(): pd.StringDtype()}.get
+
+
+def _arrow_sources(records: Sequence[dict]) -> dict[str, pa.Array | None]:
+    """Each source key's values as an Arrow array; None for a key whose values do not fit its kind."""
+    try:
+        table = pa.array(records, type=_ARROW_SOURCE)
+        return {field.name: table.field(field.name) for field in _ARROW_SOURCE}
+    except (pa.ArrowException, OverflowError):
+        pass
+    arrays: dict[str, pa.Array | None] = {}
+    for field in _ARROW_SOURCE:
+        try:
+            arrays[field.name] = pa.array(map(dict.get, records, repeat(field.name)), type=field.type)
+        except (pa.ArrowException, OverflowError):
+            arrays[field.name] = None
+    return arrays
+
+
+def _convert_arrow(
+    arrays: Mapping[str, pa.Array | None], column: Column
+) -> tuple[tuple[pd.Series, pd.Series], pd.Series] | None:
+    """The column typed from Arrow, with its bad and missing masks; None when the old path must decide."""
+    found = [arrays[key] for key in column.keys]
+    if any(array is None for array in found):
+        return None
+    array = found[0] if len(found) == 1 else pc.coalesce(*found)
+    missing = pd.Series(array.is_null().to_numpy(zero_copy_only=False))
+    if column.kind == "timestamp":
+        # The same parser as before, on the same text: mixed offsets and 'Z' must agree.
+        source = pd.Series(array.to_numpy(zero_copy_only=False), dtype=object)
+        return _convert(source, column), missing
+    if column.kind == "int":
+        values = array.fill_null(0).to_numpy()
+        if not (np.isfinite(values).all() and (values == np.trunc(values)).all()
+                and np.abs(values).max(initial=0) <= _EXACT_INT):
+            return None
+        typed = pd.Series(pd.arrays.IntegerArray(values.astype(np.int64), missing.to_numpy(copy=True)))
+    else:
+        typed = array.to_pandas(types_mapper=_PANDAS_OF_ARROW)
+    return (typed, pd.Series(False, index=typed.index)), missing
+
+
+def _raw_frame(records: Sequence[dict], keys: list[str]) -> pd.DataFrame:
+    """The records' values under these keys, as DataFrame.from_records types them."""
+    raw = pd.DataFrame.from_records(records, columns=keys)
+    raw.index = pd.RangeIndex(len(raw))
+    return raw
 
 
 def _first_present(raw: pd.DataFrame, column: Column) -> pd.Series:
@@ -151,20 +221,42 @@ def _split_legacy_backup_type(out: dict[str, pd.Series]) -> None:
     out["backup_type"] = backup_type.where(~legacy, "normal")
 
 
-def _extra_json(raw: pd.DataFrame) -> pd.Series:
+def _extra_json(records: Sequence[dict]) -> pd.Series:
     """Fields the schema does not name, as one JSON object per row (NULL when there are none)."""
-    unknown = [key for key in raw.columns if key not in KNOWN_SOURCE_KEYS]
+    result = pd.Series(None, index=pd.RangeIndex(len(records)), dtype=object)
+    unknown = [key for key in set().union(*records) if key not in KNOWN_SOURCE_KEYS]
     if not unknown:
-        return pd.Series(None, index=raw.index, dtype="string")
-    extras = raw[unknown].astype(object)
-    has_any = extras.notna().any(axis=1)
-    result = pd.Series(None, index=raw.index, dtype=object)
-    rows = extras.loc[has_any].to_dict("records")
-    result.loc[has_any] = [
-        json.dumps({k: v for k, v in row.items() if not _missing(v)}, sort_keys=True, default=str)
-        for row in rows
-    ]
+        return result.astype("string")
+    holds = np.zeros(len(records), dtype=bool)
+    for key in unknown:
+        holds |= np.fromiter(map(operator.contains, records, repeat(key)), dtype=bool, count=len(records))
+    positions = np.flatnonzero(holds)
+    subset = [records[position] for position in positions]
+    if len(subset) < len(records):
+        # In a frame of all records the others are NaN there; one empty record types the columns alike.
+        subset.append({})
+    extras = _raw_frame(subset, unknown).astype(object)
+    has_any = extras.notna().any(axis=1).to_numpy()[: len(positions)]
+    columns = [extras[key].to_numpy()[: len(positions)][has_any] for key in unknown]
+    cache: dict = {}
+    result.iloc[positions[has_any]] = [_extra_text(unknown, row, cache) for row in zip(*columns)]
     return result.astype("string")
+
+
+# Rows of these types alone render the same JSON whenever they are equal (0.0 and -0.0 do not).
+_PLAIN_TYPES = frozenset({bool, int, str, type(None)})
+
+
+def _extra_text(keys: list, row: tuple, cache: dict) -> str:
+    """One row's unknown fields as JSON; most rows repeat a few values, so plain ones are cached."""
+    kinds = tuple(map(type, row))
+    plain = _PLAIN_TYPES.issuperset(kinds)
+    if plain and (row, kinds) in cache:
+        return cache[row, kinds]
+    text = json.dumps({k: v for k, v in zip(keys, row) if not _missing(v)}, sort_keys=True, default=str)
+    if plain:
+        cache[row, kinds] = text
+    return text
 
 
 def _missing(value: object) -> bool:
@@ -172,9 +264,8 @@ def _missing(value: object) -> bool:
 
 
 def _rejects(
-    raw: pd.DataFrame,
     records: Sequence[dict],
-    vm_ids: Sequence[int],
+    vm_ids: pd.Series,
     problems: pd.Series,
     rejected: pd.Series,
 ) -> pd.DataFrame:
@@ -184,7 +275,7 @@ def _rejects(
         backup_id = record.get("id")
         rows.append(
             {
-                "virtual_machine_id": vm_ids[position],
+                "virtual_machine_id": int(vm_ids.iat[position]),
                 "backup_id": None if backup_id is None else str(backup_id),
                 "reason": problems.iat[position],
                 "raw_record": json.dumps(record, sort_keys=True, default=str),
