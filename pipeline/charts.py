@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -18,7 +19,7 @@ _DPI = 100
 
 
 def _text(value: object) -> str:
-    # Matplotlib reads $...$ as math: a login with one '$' would fail to render.
+    # Matplotlib reads text between two '$' as math: 'a$\frac$b' fails to render, '$x$' loses its '$'.
     return str(value).replace("$", r"\$")
 
 
@@ -28,7 +29,7 @@ def _name(label: object, key: object, kind: str, nobody: str) -> str:
     return nobody if pd.isna(key) else f"{kind} {int(key)}"
 
 
-def _figure(title: str) -> tuple[Figure, object]:
+def _figure(title: str) -> tuple[Figure, Axes]:
     # A Figure with its own Agg canvas, not pyplot: no display, no global state between runs.
     figure = Figure(figsize=_SIZE, dpi=_DPI, layout="constrained")
     FigureCanvasAgg(figure)
@@ -37,7 +38,7 @@ def _figure(title: str) -> tuple[Figure, object]:
     return figure, axes
 
 
-def _empty(axes: object) -> None:
+def _empty(axes: Axes) -> None:
     axes.text(0.5, 0.5, "no backups yet", ha="center", va="center", transform=axes.transAxes)
     axes.set_xticks([])
     axes.set_yticks([])

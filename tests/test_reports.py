@@ -56,7 +56,8 @@ def shift_history(harness: SyncHarness, days: float) -> None:
 
 
 def latest_sync(harness: SyncHarness) -> datetime:
-    return harness.query("SELECT max(synced_at) AS t FROM storage_history")["t"][0].to_pydatetime()
+    latest = harness.query("SELECT max(synced_at) AS t FROM storage_history")["t"][0].to_pydatetime()
+    return latest.astimezone(timezone.utc)
 
 
 def ok(harness: SyncHarness) -> None:
