@@ -1,5 +1,6 @@
 """When the sync runs and how its API steps retry: the daily job, its schedule, the step retry policy."""
 
+import math
 import os
 from collections.abc import Mapping
 
@@ -25,8 +26,8 @@ def env_number(name: str, default: float, environ: Mapping[str, str] = os.enviro
         value = float(raw)
     except ValueError:
         raise ValueError(f"{name} must be a number, not {raw!r}") from None
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0, not {raw!r}")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, not {raw!r}")
     return value
 
 

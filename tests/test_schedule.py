@@ -102,8 +102,10 @@ def test_only_the_api_steps_retry():
 def test_the_step_retry_policy_reads_the_environment():
     policy = step_retry_policy({"BACKUPS_STEP_RETRIES": "5", "BACKUPS_STEP_RETRY_DELAY": "0.5"})
     assert policy == dg.RetryPolicy(max_retries=5, delay=0.5)
-    with pytest.raises(ValueError, match="BACKUPS_STEP_RETRY_DELAY"):
-        step_retry_policy({"BACKUPS_STEP_RETRY_DELAY": "half a minute"})
+    # Words, a negative wait, and "inf" (a step that would wait forever) are refused by name.
+    for bad in ("half a minute", "-5", "inf"):
+        with pytest.raises(ValueError, match="BACKUPS_STEP_RETRY_DELAY"):
+            step_retry_policy({"BACKUPS_STEP_RETRY_DELAY": bad})
 
 
 def dagster_cli(args: list[str], tmp_path: Path, cloud: DemoCloud, **env: str) -> subprocess.CompletedProcess:
