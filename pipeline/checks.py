@@ -7,55 +7,18 @@ import pandas as pd
 from pipeline.assets import WAREHOUSE_POOL, backups, preview
 from pipeline.resources import WarehouseResource
 from pipeline.schedules import env_number
+from pipeline.sql_files import query_sql
 
 DEFAULT_MAX_SWING_PCT = 30.0
 DEFAULT_MAX_AGE_HOURS = 26.0
 STORAGE_BY_BACKUP_SERVER = dg.AssetKey("storage_by_backup_server")
 LOADED = ("ok", "partial")  # the sync statuses that wrote data
 
-LAST_SYNC_SQL = """
-SELECT run_id, status, vms_listed, vms_failed, rejected, finished_at
-FROM sync_runs ORDER BY finished_at DESC, started_at DESC LIMIT 1
-"""
-
-# The two latest loaded syncs' totals per backup server, side by side (NULL key: no dedicated server).
-STORAGE_SWING_SQL = """
-WITH runs AS (
-    SELECT run_id, row_number() OVER (ORDER BY finished_at DESC, started_at DESC) AS n
-    FROM sync_runs WHERE status IN (SELECT unnest($loaded::VARCHAR[]))
-    QUALIFY n <= 2
-),
-totals AS (
-    SELECT r.n, h.key, h.storage_kb
-    FROM storage_history AS h JOIN runs AS r USING (run_id)
-    WHERE h.dimension = 'backup_server'
-),
-current AS (SELECT key, storage_kb FROM totals WHERE n = 1),
-previous AS (SELECT key, storage_kb FROM totals WHERE n = 2)
-SELECT
-    coalesce(c.key, p.key)               AS backup_server_id,
-    any_value(s.label)                   AS label,
-    coalesce(any_value(p.storage_kb), 0) AS previous_kb,
-    coalesce(any_value(c.storage_kb), 0) AS current_kb,
-    (SELECT count(*) FROM runs)          AS syncs
-FROM current AS c
-FULL OUTER JOIN previous AS p ON c.key IS NOT DISTINCT FROM p.key
-LEFT JOIN backup_servers AS s ON s.id = coalesce(c.key, p.key)
-GROUP BY coalesce(c.key, p.key)
-ORDER BY backup_server_id NULLS LAST
-"""
-
-LAST_LOADED_SQL = """
-SELECT max(finished_at) AS finished_at, date_diff('second', max(finished_at), now()) / 3600.0 AS age_hours
-FROM sync_runs WHERE status IN (SELECT unnest($loaded::VARCHAR[]))
-"""
-
-
-def _read(warehouse: WarehouseResource, sql: str, params: list | dict | None = None) -> pd.DataFrame:
+def _read(warehouse: WarehouseResource, name: str, params: dict | None = None) -> pd.DataFrame:
     # Read-only: a check never migrates or locks out the writer for longer than its query.
     try:
         with warehouse.open(read_only=True) as con:
-            return con.execute(sql, params or []).df()
+            return query_sql(con, f"checks/{name}", params)
     except duckdb.IOException as error:
         if "does not exist" not in str(error):
             raise
@@ -63,7 +26,7 @@ def _read(warehouse: WarehouseResource, sql: str, params: list | dict | None = N
 
 
 def _last_sync(warehouse: WarehouseResource) -> pd.Series | None:
-    frame = _read(warehouse, LAST_SYNC_SQL)
+    frame = _read(warehouse, "last_sync.sql")
     return None if frame.empty else frame.iloc[0]
 
 
@@ -79,11 +42,7 @@ def _no_sync_yet() -> dg.AssetCheckResult:
 def backup_ids_unique(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     """No backup id appears twice among the current (not deleted) rows."""
     # DuckDB's primary key forbids it; DuckLake has no primary keys, and a rewrite of the upsert may slip.
-    duplicates = _read(
-        warehouse,
-        "SELECT id, count(*) AS copies FROM backups WHERE deleted_at IS NULL "
-        "GROUP BY id HAVING count(*) > 1 ORDER BY id",
-    )
+    duplicates = _read(warehouse, "duplicate_backup_ids.sql")
     return dg.AssetCheckResult(
         passed=duplicates.empty,
         metadata={"duplicate_ids": len(duplicates), "duplicates": preview(duplicates, rows=20)},
@@ -93,11 +52,7 @@ def backup_ids_unique(warehouse: WarehouseResource) -> dg.AssetCheckResult:
 @dg.asset_check(asset=backups, blocking=True, pool=WAREHOUSE_POOL)
 def backup_sizes_not_negative(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     """No current backup has a negative size."""
-    negative = _read(
-        warehouse,
-        "SELECT id, virtual_machine_id, backup_size FROM backups "
-        "WHERE deleted_at IS NULL AND backup_size < 0 ORDER BY id",
-    )
+    negative = _read(warehouse, "negative_backup_sizes.sql")
     return dg.AssetCheckResult(
         passed=negative.empty,
         metadata={"negative_sizes": len(negative), "backups": preview(negative, rows=20)},
@@ -113,12 +68,7 @@ def failed_vms_under_threshold(warehouse: WarehouseResource) -> dg.AssetCheckRes
     listed, failed = _count(last["vms_listed"]), _count(last["vms_failed"])
     # A sync that failed before listing any VM read nothing: count it as all failed.
     fraction = failed / listed if listed else (1.0 if last["status"] == "failed" else 0.0)
-    errors = _read(
-        warehouse,
-        "SELECT virtual_machine_id, http_status, error_kind, message FROM sync_vm_errors "
-        "WHERE run_id = ? ORDER BY virtual_machine_id",
-        [last["run_id"]],
-    )
+    errors = _read(warehouse, "vm_errors_of_run.sql", {"run_id": last["run_id"]})
     return dg.AssetCheckResult(
         passed=fraction <= warehouse.max_failed_fraction,
         metadata={
@@ -139,12 +89,7 @@ def no_rejected_records(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     last = _last_sync(warehouse)
     if last is None:
         return _no_sync_yet()
-    rejects = _read(
-        warehouse,
-        "SELECT virtual_machine_id, backup_id, reason FROM backup_rejects WHERE run_id = ? "
-        "ORDER BY virtual_machine_id, backup_id",
-        [last["run_id"]],
-    )
+    rejects = _read(warehouse, "rejects_of_run.sql", {"run_id": last["run_id"]})
     return dg.AssetCheckResult(
         passed=rejects.empty,
         severity=dg.AssetCheckSeverity.WARN,
@@ -163,7 +108,7 @@ def _swing_pct(previous_kb: int, current_kb: int) -> float:
 def storage_swing_per_backup_server(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     """No backup server's total storage moved by more than BACKUPS_MAX_SWING_PCT since the previous sync."""
     max_swing = env_number("BACKUPS_MAX_SWING_PCT", DEFAULT_MAX_SWING_PCT)
-    totals = _read(warehouse, STORAGE_SWING_SQL, {"loaded": list(LOADED)})
+    totals = _read(warehouse, "storage_swing.sql", {"loaded": list(LOADED)})
     if totals.empty or int(totals["syncs"].iloc[0]) < 2:
         return dg.AssetCheckResult(
             passed=True, severity=dg.AssetCheckSeverity.WARN,
@@ -189,7 +134,7 @@ def storage_swing_per_backup_server(warehouse: WarehouseResource) -> dg.AssetChe
 def last_sync_fresh(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     """The last sync that loaded data (ok or partial) finished less than BACKUPS_MAX_AGE_HOURS ago."""
     max_age = env_number("BACKUPS_MAX_AGE_HOURS", DEFAULT_MAX_AGE_HOURS)
-    [row] = _read(warehouse, LAST_LOADED_SQL, {"loaded": list(LOADED)}).itertuples()
+    [row] = _read(warehouse, "last_loaded_sync.sql", {"loaded": list(LOADED)}).itertuples()
     if pd.isna(row.finished_at):
         return dg.AssetCheckResult(
             passed=False, metadata={"last_loaded_sync": "none", "max_age_hours": max_age}

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pandas as pd
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 
@@ -44,3 +45,12 @@ def run_sql(
         used = {key: params[key] for key in _PARAMETER.findall(statement)}
         rows = con.execute(statement, used or None).fetchall()
     return rows
+
+
+def query_sql(
+    con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any] | None = None
+) -> pd.DataFrame:
+    """The rows of the one query in sql/<name>, as a frame; it gets the named $parameters it uses."""
+    [statement] = statements(read_sql(name))
+    used = {key: (params or {})[key] for key in _PARAMETER.findall(statement)}
+    return con.execute(statement, used or None).df()

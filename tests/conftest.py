@@ -16,6 +16,9 @@ from pipeline.report_assets import report_assets
 from pipeline.demo_cloud import DemoCloud, DemoCloudConfig
 from pipeline.resources import OnAppResource, WarehouseResource
 
+# The client retries requests within milliseconds here; Dagster's step retries wait 30 s each.
+NO_STEP_RETRIES = {"execution": {"config": {"retries": {"disabled": {}}}}}
+
 SMALL_FLEET = DemoCloudConfig(vms=40, backups_per_vm=3, users=6, backup_servers=3)
 
 
@@ -27,9 +30,10 @@ class SyncHarness:
     db_path: Path
     reports_dir: Path
 
-    def run(self, *, api_format: str = "json", user: str | None = None, api_key: str | None = None,
-            url: str | None = None, max_failed_fraction: float = 0.5, lock_timeout_s: float = 60.0,
-            **client: object) -> dg.ExecuteInProcessResult:
+    def resources(self, *, api_format: str = "json", user: str | None = None, api_key: str | None = None,
+                  url: str | None = None, max_failed_fraction: float = 0.5, lock_timeout_s: float = 60.0,
+                  **client: object) -> dict:
+        """The job's resources against this cloud and warehouse, with a fast client backoff."""
         onapp = OnAppResource(
             api_url=url or self.cloud.url,
             user=self.cloud.config.user if user is None else user,
@@ -44,9 +48,14 @@ class SyncHarness:
             path=str(self.db_path), reports_dir=str(self.reports_dir), max_failed_fraction=max_failed_fraction,
             lock_timeout_s=lock_timeout_s,
         )
+        return {"onapp": onapp, "warehouse": warehouse}
+
+    def run(self, *, step_retries: bool = False, **options: object) -> dg.ExecuteInProcessResult:
+        """Materialize every asset once; Dagster's step retries (30 s apart) only when asked."""
         return dg.materialize(
             [*sync_assets, *report_assets],
-            resources={"onapp": onapp, "warehouse": warehouse},
+            resources=self.resources(**options),
+            run_config=None if step_retries else NO_STEP_RETRIES,
             raise_on_error=False,
         )
 
@@ -103,19 +112,6 @@ def run_failure_text(result: dg.ExecuteInProcessResult) -> str:
     )
 
 
-def harness_resources(harness: SyncHarness, *, max_failed_fraction: float = 0.5) -> dict:
-    """The resources of harness.run() (fast client backoff), for materializations that add checks."""
-    return {
-        "onapp": OnAppResource(
-            api_url=harness.cloud.url, user=harness.cloud.config.user, api_key=harness.cloud.config.api_key,
-            retries=4, backoff_factor=0.001,
-        ),
-        "warehouse": WarehouseResource(
-            path=str(harness.db_path), reports_dir=str(harness.reports_dir), max_failed_fraction=max_failed_fraction
-        ),
-    }
-
-
 def materialize_with_checks(harness: SyncHarness, *, selection: object = None,
                             max_failed_fraction: float = 0.5) -> dg.ExecuteInProcessResult:
     """Every asset and every asset check against the harness's cloud; selection narrows it (e.g. to checks)."""
@@ -123,8 +119,9 @@ def materialize_with_checks(harness: SyncHarness, *, selection: object = None,
 
     return dg.materialize(
         [*sync_assets, *report_assets, *asset_checks],
-        resources=harness_resources(harness, max_failed_fraction=max_failed_fraction),
+        resources=harness.resources(max_failed_fraction=max_failed_fraction),
         selection=selection,
+        run_config=NO_STEP_RETRIES,
         raise_on_error=False,
     )
 

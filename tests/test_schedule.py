@@ -24,7 +24,7 @@ from pipeline.schedules import (
     step_retry_policy,
     sync_job,
 )
-from tests.conftest import SMALL_FLEET, harness_resources, run_failure_text
+from tests.conftest import SMALL_FLEET, run_failure_text
 
 ROOT = Path(__file__).resolve().parents[1]
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
@@ -74,7 +74,7 @@ def test_a_schedule_tick_runs_every_asset_and_every_check(harness):
         asset_checks=asset_checks,
         jobs=[sync_job],
         schedules=[schedule],
-        resources=harness_resources(harness),
+        resources=harness.resources(),
         executor=dg.in_process_executor,
     )
     tick = datetime(2030, 1, 2, 2, 0, tzinfo=timezone.utc)
