@@ -1,7 +1,8 @@
 """The sync as Dagster assets: VM list, backup lists, normalized frame, warehouse table, reports."""
 
 
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import dagster as dg
@@ -19,7 +20,14 @@ from pipeline.normalize import (
 from pipeline.onapp_client import ApiError, CredentialsRefused, FetchReport, PaginationError
 from pipeline.resources import OnAppResource, WarehouseResource
 from pipeline.schedules import API_RETRY_POLICY, is_last_attempt
-from pipeline.sync import VM_ERROR_COLUMNS, VM_STATUS_COLUMNS, SyncBatch, record_failed_sync, write_sync
+from pipeline.sync import (
+    VM_ERROR_COLUMNS,
+    VM_STATUS_COLUMNS,
+    SyncBatch,
+    SyncFailed,
+    record_failed_sync,
+    write_sync,
+)
 from pipeline.warehouse import SourceMismatch, check_source
 
 WAREHOUSE_POOL = "backups_warehouse"
@@ -36,10 +44,15 @@ class VmList:
     users: list[dict] | None = None
     backup_servers: list[dict] | None = None
     requests: int = 0
-    retries: int = field(default=0)
+    retries: int = 0
+
+
+# The columns a person scans first in a preview of the backups frame.
+PREVIEW_COLUMNS = ("id", "virtual_machine_id", "owner_user_id", "backup_server_id", "backup_type", "backup_size")
 
 
 def preview(frame: pd.DataFrame, rows: int = 10) -> dg.MetadataValue:
+    """The first rows of a frame as a markdown table for the Dagster UI."""
     return dg.MetadataValue.md(frame.head(rows).to_markdown(index=False) if len(frame) else "(no rows)")
 
 
@@ -164,6 +177,7 @@ def normalized_backups(
     virtual_machines: VmList, backup_listings: FetchReport
 ) -> dg.MaterializeResult:
     """All listed backups in one frame of the declared schema; untrustworthy records set aside."""
+    started = time.monotonic()
     vms = virtual_machines.vms
     owners = dict(zip(vms["id"].astype(int), vms["user_id"].astype(object).where(vms["user_id"].notna(), None)))
     listings = {
@@ -177,6 +191,8 @@ def normalized_backups(
         metadata={
             "rows": len(result.frame),
             "rejected": len(result.rejects),
+            "duration_s": round(time.monotonic() - started, 2),
+            "preview": preview(result.frame[list(PREVIEW_COLUMNS)]),
             "rejects_preview": preview(result.rejects[["virtual_machine_id", "backup_id", "reason"]]),
         },
     )
@@ -210,6 +226,7 @@ def backups(
     normalized_backups: NormalizedBackups,
 ) -> dg.MaterializeResult:
     """The warehouse table of every backup ever seen, with deletions, history and the sync ledger."""
+    started = time.monotonic()
     batch = SyncBatch(
         run_id=context.run_id,
         started_at=virtual_machines.listed_at,
@@ -231,7 +248,7 @@ def backups(
             summary = write_sync(
                 con, batch, warehouse_path=warehouse.path, max_failed_fraction=warehouse.max_failed_fraction
             )
-        except Exception as error:
+        except (SyncFailed, SourceMismatch) as error:
             raise dg.Failure(description=str(error), allow_retries=False) from None
         [(rows,)] = con.execute("SELECT count(*) FROM backups").fetchall()
     context.log.info(
@@ -239,12 +256,15 @@ def backups(
         f"{summary.backups_changed} changed, {summary.backups_deleted} deleted, "
         f"{summary.vms_failed} VMs failed, {summary.rejected} records rejected"
     )
-    metadata = {key: value for key, value in summary.ledger_row().iloc[0].items() if key not in (
+    ledger = summary.ledger_row()
+    metadata = {key: value for key, value in ledger.iloc[0].items() if key not in (
         "started_at", "finished_at", "message")}
     metadata = {k: (v.item() if hasattr(v, "item") else v) for k, v in metadata.items()}
     metadata["rows"] = rows
     metadata["warehouse"] = dg.MetadataValue.path(warehouse.path)
-    metadata["duration_s"] = round((summary.finished_at - summary.started_at).total_seconds(), 2)
+    metadata["duration_s"] = round(time.monotonic() - started, 2)
+    metadata["sync_duration_s"] = round((summary.finished_at - summary.started_at).total_seconds(), 2)
+    metadata["preview"] = preview(ledger.T.reset_index().set_axis(["field", "value"], axis=1), rows=30)
     return dg.MaterializeResult(metadata=metadata)
 
 

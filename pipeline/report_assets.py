@@ -1,5 +1,7 @@
 """Report assets: each report view of the warehouse exported (CSV, optionally Parquet, some a PNG chart) after every sync."""
 
+import time
+
 import dagster as dg
 
 from pipeline.assets import WAREHOUSE_POOL, backups, preview
@@ -12,6 +14,7 @@ def _report_asset(name: str, description: str) -> dg.AssetsDefinition:
     @dg.asset(name=name, group_name="reports", deps=[backups], kinds={"duckdb", "csv"},
               description=description, pool=WAREHOUSE_POOL)
     def _report(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+        started = time.monotonic()
         try:
             formats = export_formats()
         except ValueError as error:
@@ -22,6 +25,7 @@ def _report_asset(name: str, description: str) -> dg.AssetsDefinition:
         chart = write_chart(name, frame, warehouse.reports_dir)
         context.log.info(f"{name}: {len(frame)} rows -> {', '.join(str(p) for p in paths.values())}")
         metadata = {"rows": len(frame), "preview": preview(frame)}
+        metadata["duration_s"] = round(time.monotonic() - started, 2)
         metadata |= {fmt: dg.MetadataValue.path(str(path)) for fmt, path in paths.items()}
         if chart is not None:
             metadata["chart"] = dg.MetadataValue.path(str(chart))

@@ -65,3 +65,25 @@ def test_the_metadata_carries_no_secret(troubled):
     secrets = cloud.fleet.secrets() | {cloud.config.api_key}
     text = "\n".join(str(metadata(result, asset)) for asset in ("virtual_machines", "backup_listings"))
     assert [secret for secret in secrets if secret in text] == []
+
+
+def test_the_frame_the_table_and_the_reports_carry_rows_duration_and_a_preview(troubled):
+    cloud, failing, result = troubled
+    vanished = cloud.vanished_vm_ids()
+    fetched = set(cloud.fleet.vms) - vanished - {failing}
+    loaded = sum(len(cloud.fleet.backups_of(vm)) for vm in fetched)
+
+    frame = metadata(result, "normalized_backups")
+    assert frame["rows"] == loaded and frame["rejected"] == 0
+    first = min(b["id"] for vm in fetched for b in cloud.fleet.backups_of(vm))
+    assert str(first) in cells(frame["preview"])
+
+    table = metadata(result, "backups")
+    assert (table["rows"], table["backups_seen"]) == (loaded, loaded)
+    assert (table["vms_fetched"], table["vms_failed"], table["vms_vanished"]) == (len(fetched), 1, len(vanished))
+    assert table["status"] == "partial" and table["retries"] >= 4
+    assert {"status", "partial", "vms_failed"} <= cells(table["preview"])
+
+    assert isinstance(frame["duration_s"], float) and isinstance(table["duration_s"], float)
+    report = metadata(result, "storage_by_user")
+    assert isinstance(report["duration_s"], float) and report["rows"] > 0 and "user_id" in report["preview"]
