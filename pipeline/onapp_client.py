@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -84,10 +85,20 @@ def strip_secrets(record: Any) -> Any:
         The same structure minus every key matching password/secret/token/... .
     """
     if isinstance(record, dict):
-        return {k: strip_secrets(v) for k, v in record.items() if not SECRET_KEY.search(str(k))}
+        return {
+            k: strip_secrets(v) if isinstance(v, (dict, list)) else v
+            for k, v in record.items()
+            if not _is_secret_key(k)
+        }
     if isinstance(record, list):
         return [strip_secrets(v) for v in record]
     return record
+
+
+@functools.lru_cache(maxsize=4096, typed=True)
+def _is_secret_key(key: Any) -> bool:
+    # A regex search per key of every record was a sixth of the client's CPU; the keys repeat.
+    return SECRET_KEY.search(str(key)) is not None
 
 
 def _snippet(body: bytes | str) -> str:
