@@ -161,14 +161,15 @@ def answer(fleet: Fleet, config: DemoCloudConfig, found: tuple[str, str, re.Matc
     fmt, name, match = found
     headers: dict[str, str] = {}
     if name == "vms":
-        vms = fleet.vm_list()
         per_page = _positive(query, "per_page", config.default_per_page)
         if config.page_size_cap is not None:
             per_page = min(per_page, config.page_size_cap)
         page = 1 if config.ignore_page else _positive(query, "page", 1)
-        items = vms[(page - 1) * per_page: page * per_page]
+        with fleet.lock:  # the page and the total from one state of the fleet
+            items = fleet.vm_list((page - 1) * per_page, page * per_page)
+            total = len(fleet.vms)
         if config.pagination_headers:
-            headers = {"X-Total": str(len(vms)), "X-Page": str(page), "X-Limit": str(per_page)}
+            headers = {"X-Total": str(total), "X-Page": str(page), "X-Limit": str(per_page)}
         if config.legacy_api:
             items = [legacy_record(vm, decimals=("total_disk_size",)) for vm in items]
         root, wrapper = "virtual_machines", "virtual_machine"
