@@ -35,5 +35,11 @@ DEV_PORT ?= 3000
 dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(DEV_PORT)
 
+# Fleet-scale benchmarks (about 20 minutes), each figure beside its bound; the tables land in
+# BENCHMARKS.md. A part only: make bench BENCH_ARGS="fetch --runs 1".
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
+	$(BIN)/python -m bench --profile --write BENCHMARKS.md $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) .dagster .pytest_cache .hypothesis

@@ -1,0 +1,177 @@
+"""What every benchmark shares: the machine's description, measured subprocesses, the demo cloud, tables."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CACHE = ROOT / ".tmp-bench"  # ignored by git (.tmp*/)
+GIB = 1024**3
+
+
+@dataclass
+class Table:
+    """One benchmark's result: a markdown table and the lines that say how to read it."""
+
+    key: str  # the marker in BENCHMARKS.md: <!-- bench:key --> ... <!-- /bench:key -->
+    title: str
+    columns: list[str]
+    rows: list[list[str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def markdown(self) -> str:
+        lines = [f"**{self.title}**", "", "| " + " | ".join(self.columns) + " |",
+                 "|" + "|".join("---" for _ in self.columns) + "|"]
+        lines += ["| " + " | ".join(row) + " |" for row in self.rows]
+        if self.notes:
+            lines.append("")
+            lines += [f"- {note}" for note in self.notes]
+        return "\n".join(lines)
+
+
+def machine() -> str:
+    """Cores, memory, load and versions, for the line printed beside every table."""
+    import duckdb
+    import pandas
+    import pyarrow
+
+    model = ""
+    try:
+        model = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        model = platform.processor()
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    return (
+        f"{len(os.sched_getaffinity(0))} cores ({model or 'unknown CPU'}), {memory_total() / GIB:.1f} GiB RAM, "
+        f"load average {load} at the start; Python {platform.python_version()}, DuckDB {duckdb.__version__}, "
+        f"pandas {pandas.__version__}, pyarrow {pyarrow.__version__}"
+    )
+
+
+def memory_total() -> int:
+    """Bytes of RAM the kernel reports."""
+    for line in open("/proc/meminfo"):
+        if line.startswith("MemTotal:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def status_bytes(name: str) -> int:
+    """A /proc/self/status figure (VmRSS, VmHWM) in bytes."""
+    for line in open("/proc/self/status"):
+        if line.startswith(f"{name}:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU a running process has used so far."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Measured:
+    """A finished subprocess: its wall time, peak RSS (its own and its children's) and output."""
+
+    returncode: int
+    wall_s: float
+    max_rss: int  # bytes
+    stdout: str
+    stderr: str
+
+    def result(self) -> dict:
+        """The JSON object the benchmark child printed last."""
+        if self.returncode != 0:
+            raise RuntimeError(f"benchmark child failed ({self.returncode}):\n{self.stderr[-3000:]}")
+        return json.loads(self.stdout.strip().splitlines()[-1])
+
+
+def measure(cmd: Sequence[str], *, env: Mapping[str, str] | None = None, timeout_s: float,
+            cwd: Path = ROOT) -> Measured:
+    """Run cmd to the end (killed after timeout_s) and read its peak RSS from wait4's rusage."""
+    with open(os.devnull, "rb") as devnull:
+        proc = subprocess.Popen(list(cmd), stdin=devnull, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env=dict(env) if env is not None else None, cwd=cwd, text=True)
+    chunks: dict[str, list[str]] = {"stdout": [], "stderr": []}
+    readers = [threading.Thread(target=lambda s=stream, k=key: chunks[k].append(s.read()), daemon=True)
+               for key, stream in (("stdout", proc.stdout), ("stderr", proc.stderr))]
+    for reader in readers:
+        reader.start()
+    timer = threading.Timer(timeout_s, lambda: os.kill(proc.pid, signal.SIGKILL))
+    started = time.perf_counter()
+    timer.start()
+    try:
+        # wait4 rather than Popen.wait: only it hands back this child's own rusage.
+        _, status, usage = os.wait4(proc.pid, 0)
+    finally:
+        timer.cancel()
+    wall = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    for reader in readers:
+        reader.join(timeout=10)
+    if proc.returncode == -signal.SIGKILL:
+        raise TimeoutError(f"{' '.join(cmd[:4])}... ran over {timeout_s:.0f} s and was killed")
+    return Measured(proc.returncode, wall, usage.ru_maxrss * 1024, "".join(chunks["stdout"]),
+                    "".join(chunks["stderr"]))
+
+
+@contextmanager
+def demo_cloud(*, vms: int, backups_per_vm: int, latency_ms: float, seed: int = 7) -> Iterator[tuple[str, int]]:
+    """The demo cloud in its own process on a free loopback port: yields (url, pid)."""
+    cmd = [sys.executable, "-m", "pipeline.demo_cloud", "--host", "127.0.0.1", "--port", "0", "--vms", str(vms),
+           "--backups-per-vm", str(backups_per_vm), "--latency-ms", str(latency_ms), "--seed", str(seed)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
+    try:
+        line = proc.stdout.readline()  # "Demo OnApp cloud serving http://127.0.0.1:PORT"
+        match = re.search(r"(http://\S+)", line)
+        if not match:
+            raise RuntimeError(f"the demo cloud did not start: {line!r}")
+        yield match.group(1), proc.pid
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def seconds(value: float) -> str:
+    return f"{value:.2f} s" if value < 10 else f"{value:.1f} s"
+
+
+def gib(value: float) -> str:
+    return f"{value / GIB:.2f} GiB"
+
+
+def write_tables(path: Path, tables: Sequence[Table]) -> None:
+    """Replace each table's marked section in path (appended at the end when not there yet)."""
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    for table in tables:
+        start, end = f"<!-- bench:{table.key} -->", f"<!-- /bench:{table.key} -->"
+        block = f"{start}\n{table.markdown()}\n{end}"
+        pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
+        if pattern.search(text):
+            text = pattern.sub(lambda _: block, text)
+        else:
+            text = text.rstrip("\n") + ("\n\n" if text else "") + block + "\n"
+    path.write_text(text, encoding="utf-8")
