@@ -21,6 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", type=Path, help="replace the tables' sections in this file (BENCHMARKS.md)")
     parser.add_argument("--profile", action="store_true",
                         help="also profile each benchmark once, outside the measured runs")
+    parser.add_argument("--baseline", metavar="COMMIT",
+                        help="also run normalize and load on this commit's pipeline, in the same run")
     parser.add_argument("--cache-dir", type=Path, default=common.DEFAULT_CACHE,
                         help="generated data, temporary warehouses and profiles")
     args = parser.parse_args(argv)
@@ -30,7 +32,6 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
     args.names = args.names or list(BENCHMARKS)
-    tables = []
     for name in args.names:
         options: dict = {} if args.runs is None else {"runs": args.runs}
         if args.profile:
@@ -39,15 +40,21 @@ def main(argv: list[str] | None = None) -> int:
             options["cache_dir"] = args.cache_dir
         started = time.monotonic()
         print(f"== {name} ...", file=sys.stderr, flush=True)
-        table = BENCHMARKS[name](**options)
-        # Other work on the machine moves every figure: the load at both ends says whether there was any.
-        table.notes.insert(1, "Load average at the end: " + ", ".join(f"{v:.2f}" for v in os.getloadavg()) + ".")
+        _report(BENCHMARKS[name](**options), args.write)
+        if name == "load" and args.baseline:
+            if args.profile:
+                options["profile_dir"] = args.cache_dir / "profiles" / "before"
+            _report(load.compare(baseline=args.baseline, **options), args.write)
         print(f"== {name}: {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
-        print(table.markdown() + "\n", flush=True)
-        tables.append(table)
-        if args.write is not None:
-            common.write_tables(args.write, [table])  # each as it finishes: a later failure keeps it
     return 0
+
+
+def _report(table: common.Table, path: Path | None) -> None:
+    # Other work on the machine moves every figure: the load at both ends says whether there was any.
+    table.notes.insert(1, "Load average at the end: " + ", ".join(f"{v:.2f}" for v in os.getloadavg()) + ".")
+    print(table.markdown() + "\n", flush=True)
+    if path is not None:
+        common.write_tables(path, [table])  # each as it finishes: a later failure keeps the others
 
 
 if __name__ == "__main__":

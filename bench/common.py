@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -48,9 +49,9 @@ def machine() -> str:
     import pandas
     import pyarrow
 
-    model = ""
     try:
-        model = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+        with open("/proc/cpuinfo") as cpuinfo:
+            model = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
     except (OSError, StopIteration):
         model = platform.processor()
     load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
@@ -63,23 +64,26 @@ def machine() -> str:
 
 def memory_total() -> int:
     """Bytes of RAM the kernel reports."""
-    for line in open("/proc/meminfo"):
-        if line.startswith("MemTotal:"):
-            return int(line.split()[1]) * 1024
+    with open("/proc/meminfo") as meminfo:
+        for line in meminfo:
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
     return 0
 
 
 def status_bytes(name: str) -> int:
     """A /proc/self/status figure (VmRSS, VmHWM) in bytes."""
-    for line in open("/proc/self/status"):
-        if line.startswith(f"{name}:"):
-            return int(line.split()[1]) * 1024
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(f"{name}:"):
+                return int(line.split()[1]) * 1024
     return 0
 
 
 def cpu_seconds(pid: int) -> float:
     """User and system CPU a running process has used so far."""
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -149,6 +153,29 @@ def demo_cloud(*, vms: int, backups_per_vm: int, latency_ms: float, seed: int = 
             proc.kill()
             proc.wait()
         proc.stdout.close()
+
+
+@contextmanager
+def worktree(commit: str, cache_dir: Path) -> Iterator[Path]:
+    """A temporary checkout of commit with this bench/ copied in, removed afterwards."""
+    path = (cache_dir / f"worktree-{re.sub(r'[^A-Za-z0-9._-]', '_', commit)}").resolve()
+    git = ["git", "-C", str(ROOT)]
+    subprocess.run([*git, "worktree", "add", "--detach", "--force", str(path), commit], check=True,
+                   capture_output=True, text=True)
+    try:
+        shutil.rmtree(path / "bench", ignore_errors=True)
+        shutil.copytree(ROOT / "bench", path / "bench", ignore=shutil.ignore_patterns("__pycache__"))
+        yield path
+    finally:
+        subprocess.run([*git, "worktree", "remove", "--force", str(path)], capture_output=True, text=True)
+
+
+def shown(path: Path) -> str:
+    """A path as the tables print it: relative to the checkout when inside it."""
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
 
 
 def median(values: Sequence[float]) -> float:

@@ -43,7 +43,7 @@ def run(*, vms: int = 10_000, backups_per_vm: int = 10, latency_ms: float = 50.0
         if profile_dir is not None:
             _profile(url, server_pid, max(concurrencies), vms, profile_dir)
             table.notes.append(f"Profiles of client and demo cloud at concurrency {max(concurrencies)}: "
-                               f"{profile_dir}/fetch-*.txt.")
+                               f"{common.shown(profile_dir)}/fetch-*.txt.")
     if serial_vms < vms and 1 in concurrencies:
         table.notes.append(
             f"Concurrency 1 over all {vms:,} VMs would take at least {vms * latency_ms / 1000:.0f} s: it is measured "

@@ -51,7 +51,8 @@ def run(*, vms: int = 10_000, backups_per_vm: int = 10, runs: int = 3, rerun: bo
         "Dagster's \"Finished execution of step\" figures. Peak RSS from getrusage of the command (one process: "
         "the in-process executor, the embedded demo cloud on a thread of it).")
     if profile_dir is not None:
-        table.notes.append(f"Profile of a first sync (py-spy, the GIL's holder): {profile_dir}/job.txt.")
+        table.notes.append(
+            f"Profile of a first sync (py-spy, the GIL's holder): {common.shown(profile_dir)}/job.txt.")
     return table
 
 
@@ -73,7 +74,7 @@ def _materialize(env: dict[str, str], profile_dir: Path | None = None) -> dict:
            "--select", "*"]
     if profile_dir is not None:
         profile_dir.mkdir(parents=True, exist_ok=True)
-        cmd = profiles.record_cmd(profile_dir / "job.raw", cmd, rate=100)
+        cmd = profiles.record_cmd(profile_dir.resolve() / "job.raw", cmd, rate=100)
     measured = common.measure(cmd, env=env, timeout_s=1800)
     if measured.returncode != 0:
         raise RuntimeError(f"dagster asset materialize failed ({measured.returncode}):\n{measured.stderr[-3000:]}")

@@ -26,7 +26,7 @@ FIRST_SYNC = datetime(2026, 1, 1, 2, 0, tzinfo=timezone.utc)
 
 def dataset(records: int, cache_dir: Path, seed: int = 7) -> Path:
     """The pickled fetch of exactly `records` backups (demo cloud payloads, decoded as the client decodes them)."""
-    path = cache_dir / f"fetched-{records}-seed{seed}.pickle"
+    path = (cache_dir / f"fetched-{records}-seed{seed}.pickle").resolve()
     if not path.exists():
         cache_dir.mkdir(parents=True, exist_ok=True)
         # Its own process: building a million-backup fleet takes ~3 GiB that the bench should not keep.
@@ -45,14 +45,15 @@ def run(*, records: int = 1_000_000, runs: int = 3, cache_dir: Path = common.DEF
     firsts, changes = [], []
     for _ in range(runs):
         with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
-            db = Path(tmp) / "warehouse.duckdb"
+            db = Path(tmp).resolve() / "warehouse.duckdb"
             firsts.append(_step(data, db, "first", None))
             changes.append(_step(data, db, "changed", None))
     if profile_dir is not None:
         # Runs of their own: a profiler's overhead must not reach the figures.
         with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
-            _step(data, Path(tmp) / "warehouse.duckdb", "first", profile_dir)
-            _step(data, Path(tmp) / "warehouse.duckdb", "changed", profile_dir)
+            db = Path(tmp).resolve() / "warehouse.duckdb"
+            _step(data, db, "first", profile_dir)
+            _step(data, db, "changed", profile_dir)
     first_wall = common.median([r["wall_s"] for r in firsts])
     changed_wall = common.median([r["wall_s"] for r in changes])
     for name, results in (("first load, empty warehouse", firsts), ("same fleet, 1% changed", changes)):
@@ -88,7 +89,53 @@ def run(*, records: int = 1_000_000, runs: int = 3, cache_dir: Path = common.DEF
         "(first load, getrusage).")
     table.notes.append(f"Rerun ÷ first load: {changed_wall / first_wall:.2f}×, compared within this run.")
     if profile_dir is not None:
-        table.notes.append(f"Profiles (pyinstrument, time per SQL file): {profile_dir}/load-*.txt.")
+        table.notes.append(
+            f"Profiles (pyinstrument, time per SQL file): {common.shown(profile_dir)}/load-*.txt.")
+    return table
+
+
+BASELINE_COLUMNS = ["step", "runs", "now (median)", "before (median)", "before ÷ now", "peak − before, now",
+                    "peak − before, before"]
+
+
+def compare(*, baseline: str, records: int = 1_000_000, runs: int = 3,
+            cache_dir: Path = common.DEFAULT_CACHE, profile_dir: Path | None = None) -> common.Table:
+    """The same steps on this checkout and on an older commit's pipeline, alternating, within one run."""
+    data = dataset(records, cache_dir)
+    table = common.Table("load-baseline", f"Normalize and load, this checkout against commit {baseline} "
+                         f"({records:,} records, same data and harness, in one run)", BASELINE_COLUMNS)
+    table.notes.append(f"Machine: {common.machine()}.")
+    results: dict[str, dict[str, list[dict]]] = {"now": {"first": [], "changed": []},
+                                                 "before": {"first": [], "changed": []}}
+    with common.worktree(baseline, cache_dir) as old_root:
+        for _ in range(runs):
+            for label, root in (("now", common.ROOT), ("before", old_root)):
+                with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
+                    db = Path(tmp).resolve() / "warehouse.duckdb"
+                    for phase in ("first", "changed"):
+                        results[label][phase].append(_step(data, db, phase, None, root=root))
+        if profile_dir is not None:
+            with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
+                db = Path(tmp).resolve() / "warehouse.duckdb"
+                for phase in ("first", "changed"):
+                    _step(data, db, phase, profile_dir, root=old_root)
+    for phase, name in (("first", "first load, empty warehouse"), ("changed", "same fleet, 1% changed")):
+        now, before = results["now"][phase], results["before"][phase]
+        now_s, before_s = (common.median([r["wall_s"] for r in rs]) for rs in (now, before))
+        table.rows.append([
+            name, str(runs), common.seconds(now_s), common.seconds(before_s), f"{before_s / now_s:.1f}×",
+            common.gib(common.median([r["rss_peak"] - r["rss_before"] for r in now])),
+            common.gib(common.median([r["rss_peak"] - r["rss_before"] for r in before])),
+        ])
+    table.notes.append(f"The older pipeline runs from a temporary git worktree of {baseline} with this "
+                       "checkout's bench/ copied in; both write the same rows (the growth check passed for both).")
+    if profile_dir is not None:
+        table.notes.append(f"Profiles of the older pipeline: {common.shown(profile_dir)}/load-*.txt.")
+    for label in results:
+        for phase in ("changed",):
+            for result in results[label][phase]:
+                if result["grown"] != result["expected_growth"]:
+                    raise RuntimeError(f"{label} {phase}: grew {result['grown']}, expected {result['expected_growth']}")
     return table
 
 
@@ -102,13 +149,14 @@ def _counts(db: Path) -> dict[str, int]:
                 for name in ("backups", "backup_versions", "storage_history")}
 
 
-def _step(data: Path, db: Path, phase: str, profile_dir: Path | None) -> dict:
+def _step(data: Path, db: Path, phase: str, profile_dir: Path | None, root: Path = common.ROOT) -> dict:
+    """One measured step in a fresh process; root is the checkout whose pipeline package it runs."""
     before = _counts(db)
     cmd = [sys.executable, "-m", "bench.load", "step", "--data", str(data), "--db", str(db), "--phase", phase]
     if profile_dir is not None:
         profile_dir.mkdir(parents=True, exist_ok=True)
-        cmd += ["--profile", str(profile_dir / f"load-{phase}.txt")]
-    measured = common.measure(cmd, timeout_s=1800)
+        cmd += ["--profile", str(profile_dir.resolve() / f"load-{phase}.txt")]
+    measured = common.measure(cmd, timeout_s=1800, cwd=root)
     result = measured.result()
     after = _counts(db)
     result["max_rss"] = measured.max_rss

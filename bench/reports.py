@@ -25,14 +25,14 @@ def run(*, records: int = 1_000_000, days: int = 365, runs: int = 5, cache_dir: 
                          f"{days} days of daily history", COLUMNS)
     table.notes.append(f"Machine: {common.machine()}.")
     with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
-        db, out = Path(tmp) / "warehouse.duckdb", Path(tmp) / "reports"
+        db, out = Path(tmp).resolve() / "warehouse.duckdb", Path(tmp).resolve() / "reports"
         load._step(data, db, "first", None)
         contents = _add_history(db, records, days)
         results = [_refresh(db, out, None) for _ in range(runs)]
         if profile_dir is not None:
             profile_dir.mkdir(parents=True, exist_ok=True)
             _refresh(db, out, profile_dir / "reports.txt")
-            table.notes.append(f"Profile (pyinstrument): {profile_dir}/reports.txt.")
+            table.notes.append(f"Profile (pyinstrument): {common.shown(profile_dir)}/reports.txt.")
     names = list(results[0]["reports"])
     for name in names:
         export = common.median([r["reports"][name]["export_s"] for r in results])
