@@ -138,7 +138,9 @@ def demo_cloud(*, vms: int, backups_per_vm: int, latency_ms: float, seed: int = 
     """The demo cloud in its own process on a free loopback port: yields (url, pid)."""
     cmd = [sys.executable, "-m", "pipeline.demo_cloud", "--host", "127.0.0.1", "--port", "0", "--vms", str(vms),
            "--backups-per-vm", str(backups_per_vm), "--latency-ms", str(latency_ms), "--seed", str(seed)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
+    # Fault knobs set in the caller's environment (DEMO_CLOUD_FAIL_5XX, ...) must not reach the bench.
+    env = {key: value for key, value in os.environ.items() if not key.startswith("DEMO_CLOUD_")}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT, env=env)
     try:
         line = proc.stdout.readline()  # "Demo OnApp cloud serving http://127.0.0.1:PORT"
         match = re.search(r"(http://\S+)", line)

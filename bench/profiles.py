@@ -26,11 +26,9 @@ def py_spy() -> str:
 
 
 def record_cmd(out: Path, cmd: Sequence[str], rate: int = 200) -> list[str]:
-    """cmd run under py-spy, collapsed stacks written to out.
-
-    Only the thread holding the GIL is sampled: in a client of 32 threads that is where
-    Python's single core goes, and threads waiting on sockets would drown it.
-    """
+    """cmd run under py-spy, collapsed stacks written to out."""
+    # Only the GIL's holder is sampled: in a client of 32 threads that is where Python's one
+    # core goes, and threads waiting on sockets would drown it.
     return [py_spy(), "record", "--gil", "--format", "raw", "--rate", str(rate), "--output", str(out), "--", *cmd]
 
 
