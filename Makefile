@@ -42,4 +42,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench --profile --write BENCHMARKS.md $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .dagster .pytest_cache .hypothesis
+	rm -rf $(VENV) .dagster .pytest_cache .hypothesis .tmp-bench
