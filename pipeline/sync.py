@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 
 import duckdb
@@ -61,12 +61,10 @@ class SyncSummary:
     retries: int = 0
     status: str = "ok"
     message: str | None = None
-    extra: dict = field(default_factory=dict, repr=False)
 
     def ledger_row(self) -> pd.DataFrame:
-        row = asdict(self)
-        row.pop("extra")
-        return pd.DataFrame([row])
+        """This summary as the one-row frame that sql/insert_sync_run.sql inserts."""
+        return pd.DataFrame([asdict(self)])
 
 
 def _now() -> datetime:
