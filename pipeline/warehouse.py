@@ -138,10 +138,3 @@ def check_source(
             f"the warehouse {path} holds backups synced from {row[0]}; this sync reads {source}. "
             "Point BACKUPS_DB at another file to sync a different cloud."
         )
-
-
-def warehouse_source(con: duckdb.DuckDBPyConnection) -> str | None:
-    """The API the warehouse was filled from, or None while it is empty."""
-    rows = con.execute("SELECT value FROM warehouse_meta WHERE key = 'source_url'").fetchall()
-    row = rows[0] if rows else None
-    return None if row is None else row[0]
