@@ -34,6 +34,13 @@ def _count(value: object) -> int:
     return 0 if pd.isna(value) else int(value)
 
 
+def _none_found(offending: pd.DataFrame, *, count: str, rows: str) -> dg.AssetCheckResult:
+    """Passed when the query found no offending rows; the metadata counts and shows them."""
+    return dg.AssetCheckResult(
+        passed=offending.empty, metadata={count: len(offending), rows: preview(offending, rows=20)}
+    )
+
+
 def _no_sync_yet() -> dg.AssetCheckResult:
     return dg.AssetCheckResult(passed=True, metadata={"last_sync": "none yet"})
 
@@ -42,21 +49,13 @@ def _no_sync_yet() -> dg.AssetCheckResult:
 def backup_ids_unique(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     """No backup id appears twice among the current (not deleted) rows."""
     # DuckDB's primary key forbids it; DuckLake has no primary keys, and a rewrite of the upsert may slip.
-    duplicates = _read(warehouse, "duplicate_backup_ids.sql")
-    return dg.AssetCheckResult(
-        passed=duplicates.empty,
-        metadata={"duplicate_ids": len(duplicates), "duplicates": preview(duplicates, rows=20)},
-    )
+    return _none_found(_read(warehouse, "duplicate_backup_ids.sql"), count="duplicate_ids", rows="duplicates")
 
 
 @dg.asset_check(asset=backups, blocking=True, pool=WAREHOUSE_POOL)
 def backup_sizes_not_negative(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     """No current backup has a negative size."""
-    negative = _read(warehouse, "negative_backup_sizes.sql")
-    return dg.AssetCheckResult(
-        passed=negative.empty,
-        metadata={"negative_sizes": len(negative), "backups": preview(negative, rows=20)},
-    )
+    return _none_found(_read(warehouse, "negative_backup_sizes.sql"), count="negative_sizes", rows="backups")
 
 
 @dg.asset_check(asset=backups, blocking=True, pool=WAREHOUSE_POOL)
