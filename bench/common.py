@@ -136,7 +136,7 @@ def measure(cmd: Sequence[str], *, env: Mapping[str, str] | None = None, timeout
 @contextmanager
 def demo_cloud(*, vms: int, backups_per_vm: int, latency_ms: float, seed: int = 7) -> Iterator[tuple[str, int]]:
     """The demo cloud in its own process on a free loopback port: yields (url, pid)."""
-    cmd = [sys.executable, "-m", "pipeline.demo_cloud", "--host", "127.0.0.1", "--port", "0", "--vms", str(vms),
+    cmd = [sys.executable, "-m", "pipeline.demo", "--host", "127.0.0.1", "--port", "0", "--vms", str(vms),
            "--backups-per-vm", str(backups_per_vm), "--latency-ms", str(latency_ms), "--seed", str(seed)]
     # Fault knobs set in the caller's environment (DEMO_CLOUD_FAIL_5XX, ...) must not reach the bench.
     env = {key: value for key, value in os.environ.items() if not key.startswith("DEMO_CLOUD_")}

@@ -85,7 +85,7 @@ def _profile(url: str, server_pid: int, concurrency: int, count: int, out: Path)
 
 def _client(url: str, concurrency: int, count: int) -> dict:
     """One fetch of count VMs' backup lists, timed around fetch_backups alone."""
-    from pipeline.onapp_client import ClientSettings, OnAppClient
+    from pipeline.onapp.client import ClientSettings, OnAppClient
 
     settings = ClientSettings(api_url=url, user="demo", api_key="demo-api-key", per_page=1000,
                               max_concurrency=concurrency, progress_seconds=3600)

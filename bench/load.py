@@ -175,9 +175,9 @@ def _step(data: Path, db: Path, phase: str, profile_dir: Path | None, root: Path
 
 def _generate(records: int, seed: int, out: Path) -> dict:
     """Build the fleet, and decode each VM's list the way the client decodes a response body."""
-    from pipeline.demo_cloud import DemoCloudConfig, Fleet
-    from pipeline.demo_cloud_render import render_json
-    from pipeline.onapp_client import OnAppClient
+    from pipeline.demo.cloud import DemoCloudConfig, Fleet
+    from pipeline.demo.render import render_json
+    from pipeline.onapp.client import OnAppClient
 
     vms = math.ceil(records / BACKUPS_PER_VM * 1.02) + 10
     fleet = Fleet(DemoCloudConfig(vms=vms, backups_per_vm=BACKUPS_PER_VM, seed=seed))
@@ -239,10 +239,10 @@ def _measure_step(data: Path, db: Path, phase: str, profile: Path | None) -> dic
     """One sync's normalize and write, timed and with its memory, as the assets do them."""
     import pandas as pd
 
-    from pipeline import sync
-    from pipeline.normalize import BACKUP_SERVER_FIELDS, USER_FIELDS, VM_FIELDS, normalize_backups, reference_frame
-    from pipeline.sync import VM_ERROR_COLUMNS, VM_STATUS_COLUMNS, SyncBatch, write_sync
-    from pipeline.warehouse import open_warehouse
+    from pipeline.warehouse import load as sync
+    from pipeline.records.normalize import BACKUP_SERVER_FIELDS, USER_FIELDS, VM_FIELDS, normalize_backups, reference_frame
+    from pipeline.warehouse.load import VM_ERROR_COLUMNS, VM_STATUS_COLUMNS, SyncBatch, write_sync
+    from pipeline.warehouse.connection import open_warehouse
 
     with open(data, "rb") as handle:
         payload = pickle.load(handle)

@@ -54,8 +54,8 @@ def run(*, records: int = 1_000_000, days: int = 365, runs: int = 5, cache_dir: 
 
 
 def _add_history(db: Path, records: int, days: int) -> dict[str, int]:
-    from pipeline.sql_files import statements
-    from pipeline.warehouse import open_warehouse
+    from pipeline.warehouse.sql_files import statements
+    from pipeline.warehouse.connection import open_warehouse
 
     with open_warehouse(db) as con:
         [(id_base, now)] = con.execute("SELECT max(id), max(last_seen_at) FROM backups").fetchall()
@@ -80,9 +80,9 @@ def _refresh(db: Path, out: Path, profile: Path | None) -> dict:
 
 def _refresh_all(db: Path, out: Path, profile: Path | None) -> dict:
     """Every report as its asset refreshes it, timed; imports (matplotlib among them) happen before the clock."""
-    from pipeline.charts import write_chart
-    from pipeline.reports import REPORTS, export_report
-    from pipeline.warehouse import open_warehouse
+    from pipeline.reports.charts import write_chart
+    from pipeline.reports.export import REPORTS, export_report
+    from pipeline.warehouse.connection import open_warehouse
 
     profiler = None
     if profile is not None:

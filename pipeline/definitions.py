@@ -2,11 +2,11 @@
 
 import dagster as dg
 
-from pipeline.assets import sync_assets
-from pipeline.checks import asset_checks
-from pipeline.report_assets import report_assets
-from pipeline.resources import OnAppResource, WarehouseResource
-from pipeline.schedules import daily_schedule, sync_job
+from pipeline.defs.sync_assets import sync_assets
+from pipeline.defs.checks import asset_checks
+from pipeline.defs.report_assets import report_assets
+from pipeline.defs.resources import OnAppResource, WarehouseResource
+from pipeline.defs.schedule import daily_schedule, sync_job
 
 defs = dg.Definitions(
     assets=[*sync_assets, *report_assets],

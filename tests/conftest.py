@@ -11,10 +11,10 @@ import duckdb
 import pandas as pd
 import pytest
 
-from pipeline.assets import sync_assets
-from pipeline.report_assets import report_assets
-from pipeline.demo_cloud import DemoCloud, DemoCloudConfig
-from pipeline.resources import OnAppResource, WarehouseResource
+from pipeline.defs.sync_assets import sync_assets
+from pipeline.defs.report_assets import report_assets
+from pipeline.demo.cloud import DemoCloud, DemoCloudConfig
+from pipeline.defs.resources import OnAppResource, WarehouseResource
 
 # The client retries requests within milliseconds here; Dagster's step retries wait 30 s each.
 NO_STEP_RETRIES = {"execution": {"config": {"retries": {"disabled": {}}}}}
@@ -115,7 +115,7 @@ def run_failure_text(result: dg.ExecuteInProcessResult) -> str:
 def materialize_with_checks(harness: SyncHarness, *, selection: object = None,
                             max_failed_fraction: float = 0.5) -> dg.ExecuteInProcessResult:
     """Every asset and every asset check against the harness's cloud; selection narrows it (e.g. to checks)."""
-    from pipeline.checks import asset_checks
+    from pipeline.defs.checks import asset_checks
 
     return dg.materialize(
         [*sync_assets, *report_assets, *asset_checks],

@@ -34,7 +34,7 @@ def test_load_checks_that_a_rerun_grows_the_tables_by_what_changed(tmp_path):
 
 
 def test_reports_refresh_every_report_over_the_history(tmp_path):
-    from pipeline.reports import REPORTS
+    from pipeline.reports.export import REPORTS
 
     table = reports.run(records=2_000, days=5, runs=1, cache_dir=tmp_path)
     assert table.columns == reports.COLUMNS

@@ -1,0 +1,1 @@
+"""The Dagster wiring: resources, assets, checks, the job and its schedule."""

@@ -1,0 +1,158 @@
+"""Asset checks on the warehouse: keys, sizes, the last sync's failures and rejects, storage swings, freshness."""
+
+import dagster as dg
+import duckdb
+import pandas as pd
+
+from pipeline.defs.sync_assets import WAREHOUSE_POOL, backups, preview
+from pipeline.defs.resources import WarehouseResource
+from pipeline.defs.schedule import env_number
+from pipeline.warehouse.sql_files import query_sql
+
+DEFAULT_MAX_SWING_PCT = 30.0
+DEFAULT_MAX_AGE_HOURS = 26.0
+STORAGE_BY_BACKUP_SERVER = dg.AssetKey("storage_by_backup_server")
+LOADED = ("ok", "partial")  # the sync statuses that wrote data
+
+def _read(warehouse: WarehouseResource, name: str, params: dict | None = None) -> pd.DataFrame:
+    # Read-only: a check never migrates or locks out the writer for longer than its query.
+    try:
+        with warehouse.open(read_only=True) as con:
+            return query_sql(con, f"checks/{name}", params)
+    except duckdb.IOException as error:
+        if "does not exist" not in str(error):
+            raise
+        raise dg.Failure(description=f"no warehouse at {warehouse.path}: materialize backups first") from None
+
+
+def _last_sync(warehouse: WarehouseResource) -> pd.Series | None:
+    frame = _read(warehouse, "last_sync.sql")
+    return None if frame.empty else frame.iloc[0]
+
+
+def _count(value: object) -> int:
+    return 0 if pd.isna(value) else int(value)
+
+
+def _none_found(offending: pd.DataFrame, *, count: str, rows: str) -> dg.AssetCheckResult:
+    """Passed when the query found no offending rows; the metadata counts and shows them."""
+    return dg.AssetCheckResult(
+        passed=offending.empty, metadata={count: len(offending), rows: preview(offending, rows=20)}
+    )
+
+
+def _no_sync_yet() -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(passed=True, metadata={"last_sync": "none yet"})
+
+
+@dg.asset_check(asset=backups, blocking=True, pool=WAREHOUSE_POOL)
+def backup_ids_unique(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    """No backup id appears twice among the current (not deleted) rows."""
+    # DuckDB's primary key forbids it; DuckLake has no primary keys, and a rewrite of the upsert may slip.
+    return _none_found(_read(warehouse, "duplicate_backup_ids.sql"), count="duplicate_ids", rows="duplicates")
+
+
+@dg.asset_check(asset=backups, blocking=True, pool=WAREHOUSE_POOL)
+def backup_sizes_not_negative(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    """No current backup has a negative size."""
+    return _none_found(_read(warehouse, "negative_backup_sizes.sql"), count="negative_sizes", rows="backups")
+
+
+@dg.asset_check(asset=backups, blocking=True, pool=WAREHOUSE_POOL)
+def failed_vms_under_threshold(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    """The share of VMs whose backups could not be read in the last sync is at most max_failed_fraction."""
+    last = _last_sync(warehouse)
+    if last is None:
+        return _no_sync_yet()
+    listed, failed = _count(last["vms_listed"]), _count(last["vms_failed"])
+    # A sync that failed before listing any VM read nothing: count it as all failed.
+    fraction = failed / listed if listed else (1.0 if last["status"] == "failed" else 0.0)
+    errors = _read(warehouse, "vm_errors_of_run.sql", {"run_id": last["run_id"]})
+    return dg.AssetCheckResult(
+        passed=fraction <= warehouse.max_failed_fraction,
+        metadata={
+            "run_id": last["run_id"],
+            "status": last["status"],
+            "vms_listed": listed,
+            "vms_failed": failed,
+            "failed_fraction": round(fraction, 4),
+            "max_failed_fraction": warehouse.max_failed_fraction,
+            "failed_vms": preview(errors, rows=20),
+        },
+    )
+
+
+@dg.asset_check(asset=backups, pool=WAREHOUSE_POOL)
+def no_rejected_records(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    """The last sync set no backup record aside as untrustworthy (a warning: the rest loaded)."""
+    last = _last_sync(warehouse)
+    if last is None:
+        return _no_sync_yet()
+    rejects = _read(warehouse, "rejects_of_run.sql", {"run_id": last["run_id"]})
+    return dg.AssetCheckResult(
+        passed=rejects.empty,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"run_id": last["run_id"], "rejected": len(rejects), "rejects": preview(rejects, rows=20)},
+    )
+
+
+def _swing_pct(previous_kb: int, current_kb: int) -> float:
+    if previous_kb:
+        return 100.0 * (current_kb - previous_kb) / previous_kb
+    # A server that appears with data has no base to compare with: an unbounded swing.
+    return float("inf") if current_kb else 0.0
+
+
+@dg.asset_check(asset=STORAGE_BY_BACKUP_SERVER, pool=WAREHOUSE_POOL)
+def storage_swing_per_backup_server(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    """No backup server's total storage moved by more than BACKUPS_MAX_SWING_PCT since the previous sync."""
+    max_swing = env_number("BACKUPS_MAX_SWING_PCT", DEFAULT_MAX_SWING_PCT)
+    totals = _read(warehouse, "storage_swing.sql", {"loaded": list(LOADED)})
+    if totals.empty or int(totals["syncs"].iloc[0]) < 2:
+        return dg.AssetCheckResult(
+            passed=True, severity=dg.AssetCheckSeverity.WARN,
+            metadata={"compared": "fewer than two loaded syncs", "max_swing_pct": max_swing},
+        )
+    totals["swing_pct"] = [
+        round(_swing_pct(int(p), int(c)), 2) for p, c in zip(totals["previous_kb"], totals["current_kb"])
+    ]
+    swung = totals[totals["swing_pct"].abs() > max_swing].drop(columns="syncs")
+    return dg.AssetCheckResult(
+        passed=swung.empty,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "max_swing_pct": max_swing,
+            "backup_servers": len(totals),
+            "swung": len(swung),
+            "swings": preview(swung, rows=20),
+        },
+    )
+
+
+@dg.asset_check(asset=backups, pool=WAREHOUSE_POOL)
+def last_sync_fresh(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    """The last sync that loaded data (ok or partial) finished less than BACKUPS_MAX_AGE_HOURS ago."""
+    max_age = env_number("BACKUPS_MAX_AGE_HOURS", DEFAULT_MAX_AGE_HOURS)
+    [row] = _read(warehouse, "last_loaded_sync.sql", {"loaded": list(LOADED)}).itertuples()
+    if pd.isna(row.finished_at):
+        return dg.AssetCheckResult(
+            passed=False, metadata={"last_loaded_sync": "none", "max_age_hours": max_age}
+        )
+    return dg.AssetCheckResult(
+        passed=row.age_hours < max_age,
+        metadata={
+            "last_loaded_sync": row.finished_at.isoformat(),
+            "age_hours": round(float(row.age_hours), 2),
+            "max_age_hours": max_age,
+        },
+    )
+
+
+asset_checks = [
+    backup_ids_unique,
+    backup_sizes_not_negative,
+    failed_vms_under_threshold,
+    no_rejected_records,
+    storage_swing_per_backup_server,
+    last_sync_fresh,
+]

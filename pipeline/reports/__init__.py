@@ -1,0 +1,1 @@
+"""The report views exported as CSV, Parquet and PNG charts. No Dagster."""

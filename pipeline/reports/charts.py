@@ -1,0 +1,136 @@
+"""PNG charts of the reports where a picture says more than a table, drawn off-screen with Agg."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from pipeline.reports.export import atomic_path
+
+TOP_USERS = 20
+_SIZE = (10, 5.5)  # inches; at 100 dpi a 1000 x 550 picture, small enough to embed in run metadata
+_DPI = 100
+
+
+def _text(value: object) -> str:
+    # Matplotlib reads text between two '$' as math: 'a$\frac$b' fails to render, '$x$' loses its '$'.
+    return str(value).replace("$", r"\$")
+
+
+def _name(label: object, key: object, kind: str, nobody: str) -> str:
+    if isinstance(label, str) and label:
+        return _text(label)
+    return nobody if pd.isna(key) else f"{kind} {int(key)}"
+
+
+def _figure(title: str) -> tuple[Figure, Axes]:
+    # A Figure with its own Agg canvas, not pyplot: no display, no global state between runs.
+    figure = Figure(figsize=_SIZE, dpi=_DPI, layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    axes.set_title(title)
+    return figure, axes
+
+
+def _empty(axes: Axes) -> None:
+    axes.text(0.5, 0.5, "no backups yet", ha="center", va="center", transform=axes.transAxes)
+    axes.set_xticks([])
+    axes.set_yticks([])
+
+
+def backup_server_chart(frame: pd.DataFrame) -> Figure:
+    """Storage per backup server as bars, each with its capacity as a marker."""
+    figure, axes = _figure("Backup storage per backup server against capacity")
+    if frame.empty:
+        _empty(axes)
+        return figure
+    names = [
+        _name(row.backup_server_label, row.backup_server_id, "server", "no backup server")
+        for row in frame.itertuples()
+    ]
+    positions = list(range(len(frame)))
+    # Backups on no dedicated server have no capacity to fill: grey, so they do not read as one.
+    colors = ["tab:gray" if pd.isna(key) else "tab:blue" for key in frame["backup_server_id"]]
+    bars = axes.bar(positions, frame["storage_gib"].astype(float), color=colors, label="stored")
+    capacity = frame["capacity_gib"].astype("Float64")
+    known = [p for p, value in zip(positions, capacity) if pd.notna(value)]
+    axes.hlines(capacity.dropna().astype(float), [p - 0.45 for p in known], [p + 0.45 for p in known],
+                colors="tab:red", linewidths=3, zorder=3, label="capacity")
+    for bar, pct in zip(bars, frame["used_pct"]):
+        if pd.notna(pct):
+            axes.annotate(f"{pct:.1f}%", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                          ha="center", va="bottom", fontsize=8)
+    axes.set_xticks(positions, names, rotation=30, ha="right")
+    axes.set_ylabel("GiB")
+    axes.legend()
+    return figure
+
+
+def trend_chart(frame: pd.DataFrame) -> Figure:
+    """Storage per backup server over days, one line each, from the storage_trend report."""
+    figure, axes = _figure("Backup storage per backup server over time")
+    servers = frame[frame["dimension"] == "backup_server"]
+    if servers.empty:
+        _empty(axes)
+        return figure
+    names = [_name(row.label, row.key, "server", "no backup server") for row in servers.itertuples()]
+    # A server missing from a day held nothing that day: 0, not a gap the line would bridge.
+    table = (
+        servers.assign(name=names)
+        .pivot_table(index="day", columns="name", values="storage_gib", aggfunc="sum", sort=True)
+        .fillna(0.0)
+    )
+    for name in table.columns:
+        axes.plot(pd.to_datetime(table.index), table[name].astype(float), marker="o", markersize=3, label=name)
+    axes.set_ylabel("GiB")
+    axes.set_ylim(bottom=0)
+    axes.legend(fontsize=8)
+    figure.autofmt_xdate()
+    return figure
+
+
+def user_chart(frame: pd.DataFrame) -> Figure:
+    """The top users by storage as horizontal bars, the largest on top."""
+    figure, axes = _figure(f"Backup storage per user (top {TOP_USERS})")
+    if frame.empty:
+        _empty(axes)
+        return figure
+    top = frame.sort_values(["storage_kb", "user_id"], ascending=[False, True], na_position="last").head(TOP_USERS)
+    names = [_name(row.user_login, row.user_id, "user", "no owner") for row in top.itertuples()]
+    axes.barh(range(len(top)), top["storage_gib"].astype(float), color="tab:blue")
+    axes.set_yticks(range(len(top)), names, fontsize=8)
+    axes.invert_yaxis()
+    axes.set_xlabel("GiB")
+    return figure
+
+
+# Report name -> how to draw it; the other reports are tables only.
+CHARTS: dict[str, Callable[[pd.DataFrame], Figure]] = {
+    "storage_by_backup_server": backup_server_chart,
+    "storage_trend": trend_chart,
+    "storage_by_user": user_chart,
+}
+
+
+def write_chart(name: str, frame: pd.DataFrame, reports_dir: str | Path) -> Path | None:
+    """Write <reports_dir>/<name>.png atomically when the report has a chart; return its path."""
+    draw = CHARTS.get(name)
+    if draw is None:
+        return None
+    path = Path(reports_dir) / f"{name}.png"
+    figure = draw(frame)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png")
+    return path
+
+
+def markdown_image(path: Path) -> str:
+    """The PNG as a markdown image with a data URI, so the Dagster UI shows it without file access."""
+    encoded = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f"![{path.stem}](data:image/png;base64,{encoded})"

@@ -1,0 +1,230 @@
+"""The asset checks, run by Dagster against warehouses filled by real syncs of the demo cloud."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+
+import dagster as dg
+import duckdb
+import pytest
+
+from pipeline.defs.checks import (
+    backup_ids_unique,
+    failed_vms_under_threshold,
+    last_sync_fresh,
+)
+from tests.conftest import SyncHarness, check_results, materialize_with_checks, run_failure_text
+
+
+def metadata(evaluation: dg.AssetCheckEvaluation) -> dict:
+    return {key: value.value for key, value in evaluation.metadata.items()}
+
+
+def cells(markdown: str) -> set[str]:
+    """The cell values of a markdown table."""
+    return {cell.strip() for line in markdown.splitlines() for cell in line.split("|")}
+
+
+def tamper(harness: SyncHarness, *statements: tuple[str, list]) -> None:
+    """Write into the warehouse behind the sync's back, as a bug or another tool could."""
+    with duckdb.connect(str(harness.db_path)) as con:
+        for sql, params in statements:
+            con.execute(sql, params)
+
+
+def run_check(harness: SyncHarness, check: dg.AssetChecksDefinition, **kwargs) -> dg.AssetCheckEvaluation:
+    result = materialize_with_checks(harness, selection=dg.AssetSelection.checks(check), **kwargs)
+    assert result.get_asset_materialization_events() == []  # the check alone: no sync ran
+    [evaluation] = result.get_asset_check_evaluations()
+    return evaluation
+
+
+def materialized(result: dg.ExecuteInProcessResult) -> set[str]:
+    return {event.asset_key.to_user_string() for event in result.get_asset_materialization_events()}
+
+
+def test_two_clean_syncs_pass_every_check(harness):
+    first = materialize_with_checks(harness)
+    second = materialize_with_checks(harness)
+    assert first.success and second.success, run_failure_text(second)
+    results = check_results(second)
+    assert set(results) == {
+        "backup_ids_unique", "backup_sizes_not_negative", "failed_vms_under_threshold",
+        "no_rejected_records", "storage_swing_per_backup_server", "last_sync_fresh",
+    }
+    assert all(evaluation.passed for evaluation in results.values())
+    # The second sync had a previous one to compare with, server by server.
+    assert metadata(results["storage_swing_per_backup_server"])["backup_servers"] == len(
+        {b["backup_server_id"] for vm in harness.cloud.fleet.vms for b in harness.cloud.fleet.backups_of(vm)}
+    )
+
+
+def test_a_negative_size_fails_the_blocking_check_and_holds_back_the_reports(harness):
+    cloud = harness.cloud
+    assert harness.run().success
+    vm_id = next(vm for vm in sorted(cloud.fleet.vms) if cloud.fleet.backups_of(vm))
+    backup_id = cloud.fleet.backups_of(vm_id)[0]["id"]
+    tamper(harness, ("UPDATE backups SET backup_size = -1 WHERE id = ?", [backup_id]))
+    # The VM's list cannot be read, so the sync keeps its rows as they are, bad size included.
+    cloud.config = dataclasses.replace(cloud.config, failing_vm_ids=frozenset({vm_id}))
+
+    result = materialize_with_checks(harness)
+    assert not result.success
+    check = check_results(result)["backup_sizes_not_negative"]
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+    assert metadata(check)["negative_sizes"] == 1 and str(backup_id) in cells(metadata(check)["backups"])
+    assert "backups" in materialized(result)
+    assert not {"storage_by_user", "storage_by_backup_server"} & materialized(result)
+
+    # Once the VM answers again, the sync overwrites the bad row and everything runs.
+    cloud.config = dataclasses.replace(cloud.config, failing_vm_ids=frozenset())
+    repaired = materialize_with_checks(harness)
+    assert repaired.success, run_failure_text(repaired)
+    assert check_results(repaired)["backup_sizes_not_negative"].passed
+    assert {"storage_by_user", "storage_by_backup_server"} <= materialized(repaired)
+
+
+@pytest.mark.parametrize(
+    ("copy_deleted", "passes"),
+    [
+        # Two current rows with one id: the reports would count that backup twice.
+        (False, False),
+        # A deleted copy is history, not a second backup: only current rows count.
+        (True, True),
+    ],
+)
+def test_duplicate_backup_ids_fail_the_check(harness, copy_deleted, passes):
+    assert harness.run().success
+    [(backup_id,)] = harness.query("SELECT min(id) FROM backups").itertuples(index=False)
+    # DuckDB's primary key forbids duplicates; a warehouse without enforced keys (DuckLake) does not.
+    tamper(
+        harness,
+        ("CREATE TABLE backups_without_key AS SELECT * FROM backups", []),
+        ("DROP TABLE backups", []),
+        ("ALTER TABLE backups_without_key RENAME TO backups", []),
+        ("INSERT INTO backups SELECT * REPLACE (CASE WHEN ? THEN now() END AS deleted_at) FROM backups "
+         "WHERE id = ?", [copy_deleted, backup_id]),
+    )
+    check = run_check(harness, backup_ids_unique)
+    assert check.passed is passes
+    assert metadata(check)["duplicate_ids"] == (0 if passes else 1)
+    if not passes:
+        assert str(backup_id) in cells(metadata(check)["duplicates"])
+
+
+def test_many_failed_vms_fail_the_check_at_the_configured_threshold(harness):
+    cloud = harness.cloud
+    assert harness.run().success
+    failing = sorted(cloud.fleet.vms)[:10]  # a quarter of the fleet
+    cloud.config = dataclasses.replace(cloud.config, failing_vm_ids=frozenset(failing))
+
+    result = materialize_with_checks(harness, max_failed_fraction=0.5)
+    assert result.success, run_failure_text(result)
+    assert check_results(result)["failed_vms_under_threshold"].passed
+
+    strict = run_check(harness, failed_vms_under_threshold, max_failed_fraction=0.2)
+    assert not strict.passed and strict.severity == dg.AssetCheckSeverity.ERROR
+    found = metadata(strict)
+    assert (found["vms_listed"], found["vms_failed"], found["failed_fraction"]) == (40, 10, 0.25)
+    assert found["max_failed_fraction"] == 0.2
+    assert {str(vm_id) for vm_id in failing} <= cells(found["failed_vms"])
+
+
+def test_a_sync_where_every_vm_failed_fails_the_check(harness):
+    cloud = harness.cloud
+    assert harness.run().success
+    cloud.config = dataclasses.replace(cloud.config, failing_vm_ids=frozenset(cloud.fleet.vms))
+    assert not harness.run(retries=0).success  # the writer refused to load it
+
+    check = run_check(harness, failed_vms_under_threshold)
+    assert not check.passed
+    assert metadata(check)["status"] == "failed" and metadata(check)["failed_fraction"] == 1.0
+
+
+def test_rejected_records_warn_without_stopping_the_reports(harness):
+    cloud = harness.cloud
+    vm_id = next(vm for vm in sorted(cloud.fleet.vms) if cloud.fleet.backups_of(vm))
+    cloud.fleet.update_backup(cloud.fleet.backups_of(vm_id)[0]["id"], backup_size="lots")
+
+    result = materialize_with_checks(harness)
+    assert result.success, run_failure_text(result)
+    check = check_results(result)["no_rejected_records"]
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    assert metadata(check)["rejected"] == 1
+    assert "backup_size is not a valid int" in metadata(check)["rejects"]
+    assert {"storage_by_user", "storage_by_backup_server"} <= materialized(result)
+
+
+def _busiest_server(cloud) -> int:
+    servers = Counter(
+        b["backup_server_id"] for vm in cloud.fleet.vms for b in cloud.fleet.backups_of(vm)
+        if b["backup_server_id"] is not None
+    )
+    return servers.most_common(1)[0][0]
+
+
+@pytest.mark.parametrize(
+    ("factor", "max_swing_pct", "passes"),
+    [
+        # Ordinary growth stays under the default 30 %.
+        (1.1, None, True),
+        # Twice the storage since yesterday: a swing worth a look.
+        (2.0, None, False),
+        # Half of it gone (a purge, a lost server): a swing the other way.
+        (0.5, None, False),
+        # The same doubling passes once BACKUPS_MAX_SWING_PCT allows it.
+        (2.0, "150", True),
+    ],
+)
+def test_a_storage_swing_on_one_backup_server_warns(harness, monkeypatch, factor, max_swing_pct, passes):
+    cloud = harness.cloud
+    if max_swing_pct is not None:
+        monkeypatch.setenv("BACKUPS_MAX_SWING_PCT", max_swing_pct)
+    assert harness.run().success
+    server = _busiest_server(cloud)
+    for vm_id in cloud.fleet.vms:
+        for backup in cloud.fleet.backups_of(vm_id):
+            if backup["backup_server_id"] == server:
+                cloud.fleet.update_backup(backup["id"], backup_size=int(int(backup["backup_size"]) * factor))
+
+    result = materialize_with_checks(harness)
+    assert result.success, run_failure_text(result)
+    check = check_results(result)["storage_swing_per_backup_server"]
+    assert check.passed is passes and check.severity == dg.AssetCheckSeverity.WARN
+    found = metadata(check)
+    assert found["swung"] == (0 if passes else 1)
+    if not passes:
+        assert str(server) in cells(found["swings"])
+
+
+def test_a_stale_warehouse_fails_the_freshness_check(harness, monkeypatch):
+    assert harness.run().success
+    tamper(harness, (
+        "UPDATE sync_runs SET started_at = started_at - INTERVAL 30 HOUR, "
+        "finished_at = finished_at - INTERVAL 30 HOUR", [],
+    ))
+    stale = run_check(harness, last_sync_fresh)
+    assert not stale.passed and metadata(stale)["max_age_hours"] == 26.0
+
+    # A newer sync that loaded nothing does not make the data fresh.
+    harness.cloud.config = dataclasses.replace(harness.cloud.config, failing_vm_ids=frozenset(harness.cloud.fleet.vms))
+    assert not harness.run(retries=0).success
+    assert not run_check(harness, last_sync_fresh).passed
+
+    monkeypatch.setenv("BACKUPS_MAX_AGE_HOURS", "48")
+    assert run_check(harness, last_sync_fresh).passed
+
+
+def test_a_warehouse_without_a_loaded_sync_is_not_fresh(harness):
+    harness.cloud.config = dataclasses.replace(harness.cloud.config, failing_vm_ids=frozenset(harness.cloud.fleet.vms))
+    assert not harness.run(retries=0).success
+    check = run_check(harness, last_sync_fresh)
+    assert not check.passed and metadata(check)["last_loaded_sync"] == "none"
+
+
+def test_a_check_before_any_sync_names_the_missing_warehouse(harness):
+    result = materialize_with_checks(harness, selection=dg.AssetSelection.checks(backup_ids_unique))
+    assert not result.success
+    assert f"no warehouse at {harness.db_path}" in run_failure_text(result)
+    assert not harness.db_path.exists()  # a read-only check creates nothing

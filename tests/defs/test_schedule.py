@@ -1,0 +1,178 @@
+"""The daily schedule, its job, the step retry policy and the instance's warehouse pool, run for real."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from pipeline.defs.sync_assets import backup_listings, backups, normalized_backups, sync_assets, virtual_machines
+from pipeline.defs.checks import asset_checks
+from pipeline.demo.cloud import DemoCloud
+from pipeline.defs.report_assets import report_assets
+from pipeline.defs.schedule import (
+    API_RETRY_POLICY,
+    SCHEDULE_NAME,
+    daily_schedule,
+    step_retry_policy,
+    sync_job,
+)
+from tests.conftest import SMALL_FLEET, run_failure_text
+
+ROOT = Path(__file__).resolve().parents[2]
+DAGSTER = str(Path(sys.executable).with_name("dagster"))
+
+
+def test_the_schedule_defaults_to_two_in_the_morning_utc():
+    schedule = daily_schedule({})
+    assert (schedule.cron_schedule, schedule.execution_timezone) == ("0 2 * * *", "UTC")
+    assert schedule.job_name == sync_job.name
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+
+
+def test_the_schedule_reads_its_cron_and_zone_from_the_environment():
+    schedule = daily_schedule({"BACKUPS_SCHEDULE_CRON": "30 4 * * 1-5", "BACKUPS_SCHEDULE_TZ": "Europe/Amsterdam"})
+    assert (schedule.cron_schedule, schedule.execution_timezone) == ("30 4 * * 1-5", "Europe/Amsterdam")
+
+
+@pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        # Four fields: a typo that would otherwise surface only when the daemon loads the code.
+        ({"BACKUPS_SCHEDULE_CRON": "0 2 * *"}, "BACKUPS_SCHEDULE_CRON"),
+        # A zone name that does not exist.
+        ({"BACKUPS_SCHEDULE_TZ": "Mars/Olympus_Mons"}, "BACKUPS_SCHEDULE_TZ"),
+    ],
+)
+def test_a_bad_schedule_setting_is_refused_by_name(environ, named):
+    with pytest.raises(ValueError, match=named):
+        daily_schedule(environ)
+
+
+def test_the_code_location_has_the_job_the_schedule_and_every_check():
+    from pipeline.definitions import defs
+
+    schedule = defs.resolve_schedule_def(SCHEDULE_NAME)
+    assert schedule.job_name == "backups_sync"
+    graph = defs.resolve_asset_graph()
+    assert graph.asset_check_keys == {key for check in asset_checks for key in check.check_keys}
+    blocking = {spec.name for check in asset_checks for spec in check.check_specs if spec.blocking}
+    assert blocking == {"backup_ids_unique", "backup_sizes_not_negative", "failed_vms_under_threshold"}
+
+
+def test_a_schedule_tick_runs_every_asset_and_every_check(harness):
+    schedule = daily_schedule({})
+    defs = dg.Definitions(
+        assets=[*sync_assets, *report_assets],
+        asset_checks=asset_checks,
+        jobs=[sync_job],
+        schedules=[schedule],
+        resources=harness.resources(),
+        executor=dg.in_process_executor,
+    )
+    tick = datetime(2030, 1, 2, 2, 0, tzinfo=timezone.utc)
+    with dg.build_schedule_context(scheduled_execution_time=tick) as context:
+        [request] = schedule.evaluate_tick(context).run_requests
+    job = defs.resolve_job_def(schedule.job_name)
+    result = job.execute_in_process(run_config=request.run_config, tags=request.tags, raise_on_error=False)
+    assert result.success, run_failure_text(result)
+
+    materialized = {event.asset_key for event in result.get_asset_materialization_events()}
+    assert materialized == set(defs.resolve_all_asset_keys())
+    evaluated = {evaluation.asset_check_key for evaluation in result.get_asset_check_evaluations()}
+    assert evaluated == defs.resolve_asset_graph().asset_check_keys
+    assert harness.query("SELECT count(*) AS n FROM backups")["n"][0] > 0
+
+
+def test_only_the_api_steps_retry():
+    assert API_RETRY_POLICY == dg.RetryPolicy(max_retries=2, delay=30.0)
+    assert virtual_machines.op.retry_policy == API_RETRY_POLICY
+    assert backup_listings.op.retry_policy == API_RETRY_POLICY
+    # The normalizer and the writer fail the same way twice: retrying them only delays the alarm.
+    assert normalized_backups.op.retry_policy is None and backups.op.retry_policy is None
+
+
+def test_the_step_retry_policy_reads_the_environment():
+    policy = step_retry_policy({"BACKUPS_STEP_RETRIES": "5", "BACKUPS_STEP_RETRY_DELAY": "0.5"})
+    assert policy == dg.RetryPolicy(max_retries=5, delay=0.5)
+    # Words, a negative wait, and "inf" (a step that would wait forever) are refused by name.
+    for bad in ("half a minute", "-5", "inf"):
+        with pytest.raises(ValueError, match="BACKUPS_STEP_RETRY_DELAY"):
+            step_retry_policy({"BACKUPS_STEP_RETRY_DELAY": bad})
+
+
+def dagster_cli(args: list[str], tmp_path: Path, cloud: DemoCloud, **env: str) -> subprocess.CompletedProcess:
+    """Run the dagster CLI on this code location against the cloud, with a DAGSTER_HOME of its own."""
+    home = tmp_path / "dagster_home"
+    home.mkdir(exist_ok=True)
+    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+    variables = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "ONAPP_API_URL": cloud.url,
+        "ONAPP_API_USER": cloud.config.user,
+        "ONAPP_API_KEY": cloud.config.api_key,
+        "BACKUPS_DB": str(tmp_path / "backups.duckdb"),
+        "BACKUPS_REPORTS_DIR": str(tmp_path / "reports"),
+        **env,
+    }
+    return subprocess.run(
+        [DAGSTER, *args], cwd=ROOT, env=variables, capture_output=True, text=True, timeout=180
+    )
+
+
+def ledger(tmp_path: Path) -> list[tuple]:
+    import duckdb
+
+    with duckdb.connect(str(tmp_path / "backups.duckdb"), read_only=True) as con:
+        return con.execute("SELECT status, message FROM sync_runs").fetchall()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("fault", "attempts"),
+    [
+        # The API is down: each attempt asks for the VM list once (no client retries), three attempts.
+        ({"fail_5xx_fraction": 1.0}, 3),
+        # A server that ignores `page` does so every time: one attempt only.
+        ({"ignore_page": True, "default_per_page": 10, "page_size_cap": 10}, 1),
+    ],
+)
+def test_a_vm_list_that_cannot_be_read_is_retried_when_it_may_pass_and_recorded_once(
+    make_cloud, tmp_path, fault, attempts
+):
+    cloud = make_cloud(dataclasses.replace(SMALL_FLEET, **fault))
+    run = dagster_cli(
+        ["asset", "materialize", "-m", "pipeline.definitions", "--select", "virtual_machines"],
+        tmp_path, cloud, ONAPP_RETRIES="0", BACKUPS_STEP_RETRY_DELAY="0",
+    )
+    output = run.stdout + run.stderr
+    assert run.returncode != 0
+    assert output.count("STEP_UP_FOR_RETRY") == attempts - 1
+    # The last attempt fails with the reason, not with a second ledger row for the same run.
+    final = output[output.rindex("STEP_FAILURE"):]
+    assert "VM list could not be read" in final and "Constraint Error" not in final
+    # The ledger holds one row for the run, whatever the number of attempts.
+    [(status, message)] = ledger(tmp_path)
+    assert status == "failed" and "VM list could not be read" in message
+    if attempts == 3:
+        assert cloud.stats["requests"] == 3
+
+
+@pytest.mark.slow
+def test_the_instance_config_puts_the_warehouse_steps_in_a_pool_of_one(make_cloud, tmp_path):
+    cloud = make_cloud()
+    run = dagster_cli(["asset", "materialize", "-m", "pipeline.definitions", "--select", "*"], tmp_path, cloud)
+    assert run.returncode == 0, run.stderr[-2000:]
+    limits = dagster_cli(["instance", "concurrency", "get", "backups_warehouse"], tmp_path, cloud)
+    assert limits.returncode == 0, limits.stderr
+    # The pool took dagster.yaml's default limit when the writer first claimed a slot.
+    assert '"backups_warehouse": 0 / 1 slots occupied' in limits.stdout
+    assert ledger(tmp_path)[0][0] == "ok"

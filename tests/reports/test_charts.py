@@ -1,0 +1,159 @@
+"""The PNG charts beside the report CSVs: valid pictures of the right data, written atomically."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import io
+from datetime import datetime, timedelta, timezone
+
+import matplotlib.image
+import pytest
+from PIL import Image
+
+from pipeline.reports.charts import CHARTS, TOP_USERS, backup_server_chart, trend_chart, user_chart, write_chart
+from pipeline.reports.export import REPORTS, atomic_path, read_report
+from pipeline.warehouse.connection import open_warehouse
+from tests.conftest import SMALL_FLEET, SyncHarness, run_failure_text
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def assert_png(data: bytes) -> None:
+    assert data.startswith(PNG_MAGIC)
+    with Image.open(io.BytesIO(data)) as image:
+        image.verify()
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.format == "PNG" and image.width > 0 and image.height > 0
+    pixels = matplotlib.image.imread(io.BytesIO(data), format="png")
+    assert pixels.shape[0] > 0 and pixels.shape[1] > 0
+    assert pixels.std() > 0  # something was drawn, not a blank canvas
+
+
+def test_each_report_run_writes_its_charts_as_valid_pngs(harness):
+    result = harness.run()
+    assert result.success, run_failure_text(result)
+    assert set(CHARTS) == {"storage_by_backup_server", "storage_trend", "storage_by_user"} <= set(REPORTS)
+    for name in CHARTS:
+        assert_png((harness.reports_dir / f"{name}.png").read_bytes())
+    # Only those reports are pictured, and no temporary file is left beside them.
+    assert sorted(p.name for p in harness.reports_dir.glob("*.png")) == sorted(f"{n}.png" for n in CHARTS)
+    assert not list(harness.reports_dir.glob(".*"))
+
+
+def test_the_materialization_carries_the_chart_and_a_preview(harness):
+    result = harness.run()
+    assert result.success, run_failure_text(result)
+    for name in REPORTS:
+        [materialization] = result.asset_materializations_for_node(name)
+        metadata = materialization.metadata
+        assert metadata["rows"].value == len(harness.csv(name))
+        assert metadata["csv"].path == str(harness.reports_dir / f"{name}.csv")
+        assert "|" in metadata["preview"].value or metadata["preview"].value == "(no rows)"
+        if name not in CHARTS:
+            assert "chart" not in metadata
+            continue
+        assert metadata["chart"].path == str(harness.reports_dir / f"{name}.png")
+        markdown = metadata["chart_preview"].value
+        prefix = f"![{name}](data:image/png;base64,"
+        assert markdown.startswith(prefix) and markdown.endswith(")")
+        embedded = base64.b64decode(markdown[len(prefix):-1])
+        assert embedded == (harness.reports_dir / f"{name}.png").read_bytes()
+
+
+def test_backup_server_chart_has_a_bar_per_row_and_a_marker_per_known_capacity(harness):
+    assert harness.run().success
+    with open_warehouse(harness.db_path, read_only=True) as con:
+        frame = read_report(con, "storage_by_backup_server")
+    axes = backup_server_chart(frame).axes[0]
+    heights = [bar.get_height() for bar in axes.patches]
+    assert heights == pytest.approx(list(frame["storage_gib"].astype(float)))
+    [markers] = axes.collections
+    levels = sorted(segment[0][1] for segment in markers.get_segments())
+    capacities = {s["capacity"] for s in harness.cloud.fleet.backup_servers.values()}
+    assert levels == sorted(frame["capacity_gib"].dropna().astype(float)) and set(levels) == capacities
+    labels = [tick.get_text() for tick in axes.get_xticklabels()]
+    assert "no backup server" in labels  # the NULL-server row is named, not blank
+
+
+def test_user_chart_shows_the_top_users_largest_first(make_cloud, tmp_path):
+    cloud = make_cloud(dataclasses.replace(SMALL_FLEET, vms=90, users=30))
+    harness = SyncHarness(cloud, tmp_path / "w.duckdb", tmp_path / "reports")
+    assert harness.run().success
+    with open_warehouse(harness.db_path, read_only=True) as con:
+        frame = read_report(con, "storage_by_user")
+    assert len(frame) > TOP_USERS
+    axes = user_chart(frame).axes[0]
+    widths = [bar.get_width() for bar in axes.patches]
+    assert widths == pytest.approx(list(frame["storage_gib"].astype(float)[:TOP_USERS]))
+    logins = {u["id"]: u["login"] for u in cloud.fleet.users.values()}
+    assert [t.get_text() for t in axes.get_yticklabels()] == [logins[int(i)] for i in frame["user_id"][:TOP_USERS]]
+    assert axes.yaxis_inverted()  # the largest at the top
+
+
+def test_trend_chart_draws_a_line_per_server_over_the_days(harness):
+    assert harness.run().success
+    day = datetime(2026, 2, 1, 12, tzinfo=timezone.utc)
+    servers = sorted(harness.cloud.fleet.backup_servers)
+    with open_warehouse(harness.db_path) as con:
+        for k in range(3):
+            # Server 1 is missing on the middle day: it held nothing then, so the line dips to 0.
+            for server in servers if k != 1 else servers[1:]:
+                con.execute("INSERT INTO storage_history VALUES ('t', ?, 'backup_server', ?, 1, ?)",
+                            [day + timedelta(days=k), server, (k + 1) * 1024**2])
+        frame = read_report(con, "storage_trend")
+    axes = trend_chart(frame).axes[0]
+    lines = {line.get_label(): list(line.get_ydata()) for line in axes.get_lines()}
+    names = {harness.cloud.fleet.backup_servers[s]["label"] for s in servers} | {"no backup server"}
+    assert set(lines) == names
+    first = harness.cloud.fleet.backup_servers[servers[0]]["label"]
+    assert lines[first][:3] == [1.0, 0.0, 3.0]
+
+
+@pytest.mark.parametrize(
+    "label",
+    [
+        # Between two '$' matplotlib parses math: this one fails to render, "$x$" loses its dollars.
+        r"team$\frac$ops",
+        "$x$",
+        "cost$center",
+        # Formula-looking and non-ASCII labels are drawn as text.
+        '=HYPERLINK("http://evil.example")',
+        "Jörg’s backups ✓",
+    ],
+)
+def test_odd_labels_still_draw(harness, label):
+    harness.cloud.fleet.backup_servers[1]["label"] = label
+    next(iter(harness.cloud.fleet.users.values()))["login"] = label
+    result = harness.run()
+    assert result.success, run_failure_text(result)
+    for name in CHARTS:
+        assert_png((harness.reports_dir / f"{name}.png").read_bytes())
+    with open_warehouse(harness.db_path, read_only=True) as con:
+        axes = backup_server_chart(read_report(con, "storage_by_backup_server")).axes[0]
+    assert label in {tick.get_text().replace(r"\$", "$") for tick in axes.get_xticklabels()}
+
+
+def test_an_empty_warehouse_still_gets_charts(tmp_path):
+    with open_warehouse(tmp_path / "w.duckdb") as con:
+        frames = {name: read_report(con, name) for name in CHARTS}
+    for name, frame in frames.items():
+        assert frame.empty
+        assert_png(write_chart(name, frame, tmp_path / "reports").read_bytes())
+
+
+def test_a_failed_write_leaves_the_previous_file_and_no_temporary_one(tmp_path):
+    target = tmp_path / "storage_trend.png"
+    target.write_bytes(b"previous")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_bytes(b"half a pic")
+        raise RuntimeError("disk full")
+    assert target.read_bytes() == b"previous"
+    assert [p.name for p in tmp_path.iterdir()] == ["storage_trend.png"]
+
+
+def test_a_report_without_a_chart_writes_none(tmp_path):
+    with open_warehouse(tmp_path / "w.duckdb") as con:
+        frame = read_report(con, "reclaimable_backups")
+    assert write_chart("reclaimable_backups", frame, tmp_path) is None
+    assert list(tmp_path.glob("*.png")) == []
