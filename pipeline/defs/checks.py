@@ -4,7 +4,8 @@ import dagster as dg
 import duckdb
 import pandas as pd
 
-from pipeline.defs.sync_assets import WAREHOUSE_POOL, backups, preview
+from pipeline.defs.metadata import preview
+from pipeline.defs.sync_assets import WAREHOUSE_POOL, backups
 from pipeline.defs.resources import WarehouseResource
 from pipeline.defs.schedule import env_number
 from pipeline.warehouse.sql_files import query_sql

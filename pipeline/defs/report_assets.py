@@ -4,7 +4,8 @@ import time
 
 import dagster as dg
 
-from pipeline.defs.sync_assets import WAREHOUSE_POOL, backups, preview
+from pipeline.defs.metadata import preview
+from pipeline.defs.sync_assets import WAREHOUSE_POOL, backups
 from pipeline.reports.charts import markdown_image, write_chart
 from pipeline.reports.export import REPORTS, export_formats, export_report
 from pipeline.defs.resources import WarehouseResource

@@ -18,6 +18,7 @@ from pipeline.records.normalize import (
     reference_frame,
 )
 from pipeline.onapp.client import ApiError, CredentialsRefused, FetchReport, PaginationError
+from pipeline.defs.metadata import preview
 from pipeline.defs.resources import OnAppResource, WarehouseResource
 from pipeline.defs.schedule import API_RETRY_POLICY, is_last_attempt
 from pipeline.warehouse.load import (
@@ -49,11 +50,6 @@ class VmList:
 
 # The columns a person scans first in a preview of the backups frame.
 PREVIEW_COLUMNS = ("id", "virtual_machine_id", "owner_user_id", "backup_server_id", "backup_type", "backup_size")
-
-
-def preview(frame: pd.DataFrame, rows: int = 10) -> dg.MetadataValue:
-    """The first rows of a frame as a markdown table for the Dagster UI."""
-    return dg.MetadataValue.md(frame.head(rows).to_markdown(index=False) if len(frame) else "(no rows)")
 
 
 @dg.asset(group_name="onapp", kinds={"python"}, retry_policy=API_RETRY_POLICY)
