@@ -2,6 +2,6 @@
 
 import sys
 
-from pipeline.demo.cloud import main
+from pipeline.demo.cli import main
 
 sys.exit(main())

@@ -6,11 +6,10 @@ import json
 import random
 import re
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape
 
-if TYPE_CHECKING:  # only for annotations: demo_cloud imports this module
-    from pipeline.demo.cloud import DemoCloudConfig, Fleet
+from pipeline.demo.config import DemoCloudConfig
+from pipeline.demo.fleet import Fleet
 
 JSON_TYPE = "application/json; charset=utf-8"
 XML_TYPE = "application/xml; charset=utf-8"
