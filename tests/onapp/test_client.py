@@ -12,39 +12,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.demo.cloud import DemoCloud, DemoCloudConfig
-from pipeline.onapp.client import (
-    BadPayload,
-    ClientSettings,
-    CredentialsRefused,
-    OnAppClient,
-    PaginationError,
-    _snippet,
-    strip_secrets,
-)
+from pipeline.demo.config import DemoCloudConfig
+from pipeline.demo.server import DemoCloud
+from pipeline.onapp.client import ClientSettings, CredentialsRefused, OnAppClient, PaginationError
+from pipeline.onapp.errors import BadPayload
 from pipeline.onapp.rails_xml import RailsXmlError, parse_rails_xml
-
-# Fast retries: the behaviour under test is whether we retry, not how long we wait.
-FAST = dict(backoff_factor=0.001, backoff_jitter=0.0, backoff_max=0.01, connect_timeout=2.0, read_timeout=5.0)
-
-
-@pytest.fixture
-def serve():
-    """Start demo clouds; return a factory giving (cloud, client); stop everything afterwards."""
-    started: list[tuple[DemoCloud, OnAppClient]] = []
-
-    def start(config: DemoCloudConfig, **knobs) -> tuple[DemoCloud, OnAppClient]:
-        cloud = DemoCloud(config).start()
-        client = OnAppClient(
-            ClientSettings(api_url=cloud.url, user=cloud.config.user, api_key=cloud.config.api_key, **{**FAST, **knobs})
-        )
-        started.append((cloud, client))
-        return cloud, client
-
-    yield start
-    for cloud, client in started:
-        client.close()
-        cloud.stop()
+from pipeline.onapp.secrets import body_snippet, strip_secrets
 
 
 def vm_ids(cloud: DemoCloud) -> list[int]:
@@ -125,14 +98,14 @@ def test_overlapping_pages_are_deduplicated(serve):
     # The list shifts between two page reads (here: the server starts capping pages at 3),
     # so page 2 (VMs 4-6) repeats VMs 4 and 5 of page 1 (VMs 1-5).
     cloud, client = serve(DemoCloudConfig(vms=12), per_page=5)
-    read_page = client._get_list
+    read_page = client._api.get_list
 
     def get_list(path, wrapper, params=None, **kw):
         items, headers = read_page(path, wrapper, params, **kw)
         cloud.config = dataclasses.replace(cloud.config, page_size_cap=3)
         return items, headers
 
-    client._get_list = get_list
+    client._api.get_list = get_list
     assert [vm["id"] for vm in client.list_virtual_machines()] == vm_ids(cloud)
 
 
@@ -366,7 +339,7 @@ def test_no_secret_leaves_the_client(serve, api_format):
     ],
 )
 def test_error_snippets_redact_secret_values(body):
-    assert "s3cr" not in _snippet(body) and "[redacted]" in _snippet(body)
+    assert "s3cr" not in body_snippet(body) and "[redacted]" in body_snippet(body)
 
 
 def test_strip_secrets_is_recursive():
@@ -375,18 +348,3 @@ def test_strip_secrets_is_recursive():
 
 
 # --- settings ---------------------------------------------------------------------------------
-
-
-def test_settings_from_env():
-    env = {"ONAPP_API_URL": "https://cp", "ONAPP_API_FORMAT": "XML", "ONAPP_RETRIES": "0", "ONAPP_PER_PAGE": ""}
-    s = ClientSettings.from_env(env)
-    # "0" is a value, not "unset"; an empty variable keeps the default.
-    assert (s.api_url, s.api_format, s.retries, s.per_page, s.read_timeout) == ("https://cp", "xml", 0, 100, 30.0)
-    with pytest.raises(ValueError, match="ONAPP_PER_PAGE='ten' is not a whole number"):
-        ClientSettings.from_env({"ONAPP_API_URL": "https://cp", "ONAPP_PER_PAGE": "ten"})
-    with pytest.raises(ValueError, match="not in ONAPP_API_URL"):
-        ClientSettings.from_env({"ONAPP_API_URL": "https://demo:demo-api-key@cp"})
-    with pytest.raises(ValueError, match="json or xml"):
-        ClientSettings.from_env({"ONAPP_API_URL": "https://cp", "ONAPP_API_FORMAT": "yaml"})
-    with pytest.raises(ValueError, match="ONAPP_API_URL"):
-        ClientSettings.from_env({})
