@@ -15,13 +15,6 @@ PANDAS_DTYPES: dict[str, str] = {
     "timestamp": "datetime64[us, UTC]",
 }
 
-SQL_TYPES: dict[str, str] = {
-    "int": "BIGINT",
-    "str": "VARCHAR",
-    "bool": "BOOLEAN",
-    "timestamp": "TIMESTAMPTZ",
-}
-
 
 @dataclass(frozen=True)
 class Column:
@@ -90,18 +83,6 @@ FRAME_COLUMNS: tuple[Column, ...] = BACKUP_FIELDS + DERIVED_FIELDS
 EXTRA_COLUMN = "extra"
 
 KNOWN_SOURCE_KEYS: frozenset[str] = frozenset(k for c in BACKUP_FIELDS for k in c.keys)
-
-# Changes to these columns make a new row in backup_versions; the rest is descriptive.
-VERSIONED_COLUMNS: tuple[str, ...] = (
-    "backup_size",
-    "backup_server_id",
-    "owner_user_id",
-    "virtual_machine_id",
-    "backup_type",
-    "marked_for_delete",
-    "built",
-    "locked",
-)
 
 
 def frame_dtypes() -> dict[str, str]:

@@ -2,33 +2,47 @@
 
 from __future__ import annotations
 
-import re
 from functools import cache
-from pathlib import Path
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from typing import Any
 
 import duckdb
 import pandas as pd
 
-SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+# The top-level sql/ folder, installed as this package (see pyproject.toml).
+SQL_PACKAGE = "pipeline.sql"
 
-_PARAMETER = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+
+def sql_root() -> Traversable:
+    """The folder of the SQL files, wherever the package is installed."""
+    return files(SQL_PACKAGE)
+
+
+def sql_names(folder: str) -> list[str]:
+    """The .sql files of one folder, e.g. 'migrations', as sorted names for read_sql."""
+    entries = (sql_root() / folder).iterdir()
+    return sorted(f"{folder}/{entry.name}" for entry in entries if entry.name.endswith(".sql"))
 
 
 @cache
 def read_sql(name: str) -> str:
     """The text of sql/<name>, e.g. 'upsert_backups.sql' or 'reports/storage_by_user.sql'."""
-    return (SQL_DIR / name).read_text(encoding="utf-8")
+    return sql_root().joinpath(*name.split("/")).read_text(encoding="utf-8")
 
 
 def statements(text: str) -> list[str]:
-    """Split a file into statements: each ends with ';' at the end of a line."""
-    parts = re.split(r";[ \t]*(?:\n|$)", text)
-    return [part.strip() for part in parts if _has_code(part)]
+    """The statements of a SQL text, split by DuckDB's parser (empty and comment-only ones dropped)."""
+    return [statement.query.strip() for statement in duckdb.extract_statements(text)]
 
 
-def _has_code(part: str) -> bool:
-    return any(line.strip() and not line.strip().startswith("--") for line in part.splitlines())
+def _bound(statement: duckdb.Statement, params: dict[str, Any], name: str) -> dict[str, Any] | None:
+    # DuckDB rejects values for parameters a statement does not use, so each gets only its own.
+    missing = statement.named_parameters - params.keys()
+    if missing:
+        wanted = ", ".join(sorted(f"${key}" for key in missing))
+        raise KeyError(f"sql/{name} uses {wanted}, which were not given")
+    return {key: params[key] for key in statement.named_parameters} or None
 
 
 def run_sql(
@@ -39,11 +53,9 @@ def run_sql(
     Returns:
         The rows of the last statement (results are always read to the end, as DuckDB requires).
     """
-    params = params or {}
     rows: list[tuple] = []
-    for statement in statements(read_sql(name)):
-        used = {key: params[key] for key in _PARAMETER.findall(statement)}
-        rows = con.execute(statement, used or None).fetchall()
+    for statement in con.extract_statements(read_sql(name)):
+        rows = con.execute(statement, _bound(statement, params or {}, name)).fetchall()
     return rows
 
 
@@ -51,6 +63,5 @@ def query_sql(
     con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any] | None = None
 ) -> pd.DataFrame:
     """The rows of the one query in sql/<name>, as a frame; it gets the named $parameters it uses."""
-    [statement] = statements(read_sql(name))
-    used = {key: (params or {})[key] for key in _PARAMETER.findall(statement)}
-    return con.execute(statement, used or None).df()
+    [statement] = con.extract_statements(read_sql(name))
+    return con.execute(statement, _bound(statement, params or {}, name)).df()
