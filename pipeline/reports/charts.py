@@ -9,13 +9,19 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.dates import DateFormatter, DayLocator
 from matplotlib.figure import Figure
 
-from pipeline.reports.export import atomic_path
+from pipeline.reports.atomic_file import atomic_path
 
 TOP_USERS = 20
+# History spanning less than this is drawn on a window this wide, a tick per day.
+MIN_TREND_WINDOW = pd.Timedelta(days=7)
+# Fewer bars than this get the room of this many, so a lone bar does not fill the plot.
+MIN_BAR_SLOTS = 5
 _SIZE = (10, 5.5)  # inches; at 100 dpi a 1000 x 550 picture, small enough to embed in run metadata
 _DPI = 100
+_TREND_TITLE = "Backup storage per backup server over time"
 
 
 def _text(value: object) -> str:
@@ -36,6 +42,14 @@ def _figure(title: str) -> tuple[Figure, Axes]:
     axes = figure.add_subplot()
     axes.set_title(title)
     return figure, axes
+
+
+def _bar_span(count: int) -> tuple[float, float] | None:
+    # Without it one bar spans the whole plot and the legend sits on its capacity marker.
+    if count >= MIN_BAR_SLOTS:
+        return None
+    pad = (MIN_BAR_SLOTS - count) / 2
+    return -0.5 - pad, count - 0.5 + pad
 
 
 def _empty(axes: Axes) -> None:
@@ -67,16 +81,32 @@ def backup_server_chart(frame: pd.DataFrame) -> Figure:
             axes.annotate(f"{pct:.1f}%", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
                           ha="center", va="bottom", fontsize=8)
     axes.set_xticks(positions, names, rotation=30, ha="right")
+    if span := _bar_span(len(frame)):
+        axes.set_xlim(*span)
     axes.set_ylabel("GiB")
     axes.legend()
     return figure
 
 
+def _history_note(days: int) -> str:
+    return f"{days} day{'' if days == 1 else 's'} of history"
+
+
+def _short_history_axis(axes: Axes, days: pd.DatetimeIndex) -> None:
+    # Left alone, matplotlib spreads one day over years and a few over hours: show a week
+    # around the data instead, one tick per calendar day.
+    spread = days.max() - days.min()
+    margin = max(MIN_TREND_WINDOW - spread, pd.Timedelta(days=1)) / 2
+    axes.set_xlim(days.min() - margin, days.max() + margin)
+    axes.xaxis.set_major_locator(DayLocator())
+    axes.xaxis.set_major_formatter(DateFormatter("%Y-%m-%d"))
+
+
 def trend_chart(frame: pd.DataFrame) -> Figure:
     """Storage per backup server over days, one line each, from the storage_trend report."""
-    figure, axes = _figure("Backup storage per backup server over time")
     servers = frame[frame["dimension"] == "backup_server"]
     if servers.empty:
+        figure, axes = _figure(_TREND_TITLE)
         _empty(axes)
         return figure
     names = [_name(row.label, row.key, "server", "no backup server") for row in servers.itertuples()]
@@ -86,8 +116,14 @@ def trend_chart(frame: pd.DataFrame) -> Figure:
         .pivot_table(index="day", columns="name", values="storage_gib", aggfunc="sum", sort=True)
         .fillna(0.0)
     )
+    days = pd.DatetimeIndex(pd.to_datetime(table.index))
+    short = days.max() - days.min() < MIN_TREND_WINDOW
+    figure, axes = _figure(f"{_TREND_TITLE} ({_history_note(len(days))})" if short else _TREND_TITLE)
     for name in table.columns:
-        axes.plot(pd.to_datetime(table.index), table[name].astype(float), marker="o", markersize=3, label=name)
+        # Few days are few points: big enough markers that a single day reads as data, not a speck.
+        axes.plot(days, table[name].astype(float), marker="o", markersize=6 if short else 3, label=name)
+    if short:
+        _short_history_axis(axes, days)
     axes.set_ylabel("GiB")
     axes.set_ylim(bottom=0)
     axes.legend(fontsize=8)
@@ -106,6 +142,8 @@ def user_chart(frame: pd.DataFrame) -> Figure:
     axes.barh(range(len(top)), top["storage_gib"].astype(float), color="tab:blue")
     axes.set_yticks(range(len(top)), names, fontsize=8)
     axes.invert_yaxis()
+    if span := _bar_span(len(top)):
+        axes.set_ylim(span[1], span[0])  # inverted: the first (largest) on top
     axes.set_xlabel("GiB")
     return figure
 

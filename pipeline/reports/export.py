@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import csv
-import os
-import tempfile
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
 import pandas as pd
+
+from pipeline.reports.atomic_file import atomic_path
 
 # Each is a view created by sql/reports/<name>.sql and exported as <name>.csv.
 REPORTS: tuple[str, ...] = (
@@ -29,26 +28,6 @@ DEFAULT_EXPORT_FORMATS: tuple[str, ...] = ("csv",)
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def export_formats(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
-    """The formats named by BACKUPS_EXPORT_FORMATS (comma-separated; default csv), in the order given.
-
-    Raises:
-        ValueError: a format this project cannot write, or a list with none at all.
-    """
-    environ = os.environ if environ is None else environ
-    raw = environ.get("BACKUPS_EXPORT_FORMATS", "")
-    if not raw.strip():
-        return DEFAULT_EXPORT_FORMATS
-    names = [part.strip().lower() for part in raw.split(",") if part.strip()]
-    unknown = [name for name in names if name not in EXPORT_FORMATS]
-    if unknown or not names:
-        raise ValueError(
-            f"BACKUPS_EXPORT_FORMATS={raw!r}: unknown format {', '.join(map(repr, unknown)) or '(none given)'}; "
-            f"use a comma-separated list of {', '.join(EXPORT_FORMATS)}"
-        )
-    return tuple(dict.fromkeys(names))
-
-
 def neutralize_formulas(frame: pd.DataFrame) -> pd.DataFrame:
     """Prefix text cells that a spreadsheet would evaluate with an apostrophe; numbers stay numbers."""
     frame = frame.copy()
@@ -60,7 +39,6 @@ def neutralize_formulas(frame: pd.DataFrame) -> pd.DataFrame:
             frame[name] = text.where(~risky, "'" + text)
     return frame
 
-
 def read_report(con: duckdb.DuckDBPyConnection, name: str) -> pd.DataFrame:
     """The rows of one report view, in the view's order."""
     if name not in REPORTS:
@@ -68,30 +46,11 @@ def read_report(con: duckdb.DuckDBPyConnection, name: str) -> pd.DataFrame:
     # The name is checked against the fixed list above: identifiers cannot be ? parameters.
     return con.execute(f"SELECT * FROM {name}").df()
 
-
-@contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """A temporary file beside path, renamed onto it only if the block succeeds.
-
-    A reader (or a spreadsheet with the file open) never sees half a file.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_csv(frame: pd.DataFrame, path: Path) -> Path:
     """Write RFC 4180 CSV (UTF-8, CRLF, header) via a temporary file and a rename."""
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as handle:
         neutralize_formulas(frame).to_csv(handle, index=False, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
     return path
-
 
 def write_parquet(frame: pd.DataFrame, path: Path) -> Path:
     """Write Parquet via pyarrow, atomically; values stay as the warehouse holds them.
@@ -103,9 +62,7 @@ def write_parquet(frame: pd.DataFrame, path: Path) -> Path:
         frame.to_parquet(tmp, engine="pyarrow", index=False)
     return path
 
-
 WRITERS: dict[str, Callable[[pd.DataFrame, Path], Path]] = {"csv": write_csv, "parquet": write_parquet}
-
 
 def export_report(
     con: duckdb.DuckDBPyConnection,

@@ -3,7 +3,8 @@
 -- slope of GiB over epoch days through the last sync of each UTC day in the 30 days before the
 -- latest sync (not the wall clock, so a rerun reads the same). A server missing from a sync held
 -- nothing then (0 GiB). Fullness outranks the other statuses: a full server must say so even
--- with one day of history.
+-- with one day of history. GiB figures are shown to 3 decimals (1 MiB); percentages, days and
+-- dates are worked out from the unrounded ones.
 CREATE OR REPLACE VIEW capacity_forecast AS
 WITH servers AS (
     SELECT s.id, s.label, s.capacity::DOUBLE AS capacity_gib,
@@ -53,9 +54,10 @@ SELECT
     id                                                    AS backup_server_id,
     label,
     capacity_gib,
-    storage_gib,
+    round(storage_gib, 3)                                 AS storage_gib,
     round(100.0 * storage_gib / capacity_gib, 2)          AS used_pct,
-    slope                                                 AS growth_gib_per_day,
+    -- + 0.0 turns the -0.0 that rounding a slight shrink gives into 0.0.
+    round(slope, 3) + 0.0                                 AS growth_gib_per_day,
     coalesce(history_days, 0)                             AS history_days,
     round(days_80, 1)                                     AS days_to_80_pct,
     -- Dates past 9999 cannot be represented (and mean "never"): left NULL like the days beyond.

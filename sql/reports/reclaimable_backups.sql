@@ -2,6 +2,8 @@
 -- "Not built for more than a day" compares created_at with last_seen_at (the last sync that
 -- listed the backup, still unbuilt), not with the wall clock: the report then says only what
 -- a sync saw, and reads the same whenever it is run.
+-- This view is what "reclaimable" means in every report: the storage_by_* views sum its backups
+-- as reclaimable_kb, so this file must sort before theirs.
 CREATE OR REPLACE VIEW reclaimable_backups AS
 WITH reasons AS (
     SELECT

@@ -1,5 +1,6 @@
 -- Backup storage held by each backup server (NULL id: backups on no dedicated server).
 -- Current backups only, each id once; marked_for_delete ones count (still on disk).
+-- reclaimable_kb: the backups of view reclaimable_backups, for whatever reason, on this server.
 -- Growth: current storage_kb minus that of the latest sync at least 7 / 30 days before the
 -- latest one (view history_growth); NULL while the history does not reach back that far.
 CREATE OR REPLACE VIEW storage_by_backup_server AS
@@ -8,10 +9,10 @@ SELECT
     any_value(s.label)                                               AS backup_server_label,
     count(*)                                                         AS backups,
     sum(b.backup_size)::BIGINT                                       AS storage_kb,
-    sum(b.backup_size) / 1048576.0                                   AS storage_gib,
+    round(sum(b.backup_size) / 1048576.0, 3)                         AS storage_gib,
     count(*) FILTER (WHERE b.backup_type = 'normal')                 AS normal_backups,
     count(*) FILTER (WHERE b.backup_type = 'incremental')            AS incremental_backups,
-    coalesce(sum(b.backup_size) FILTER (WHERE b.marked_for_delete), 0)::BIGINT AS reclaimable_kb,
+    coalesce(sum(b.backup_size) FILTER (WHERE r.backup_id IS NOT NULL), 0)::BIGINT AS reclaimable_kb,
     count(DISTINCT b.owner_user_id)                                  AS users,
     count(DISTINCT b.virtual_machine_id)                             AS virtual_machines,
     any_value(s.capacity)::DOUBLE                                    AS capacity_gib,
@@ -20,6 +21,7 @@ SELECT
     any_value(g.growth_30d_kb)                                       AS growth_30d_kb
 FROM backups AS b
 LEFT JOIN backup_servers AS s ON s.id = b.backup_server_id
+LEFT JOIN reclaimable_backups AS r ON r.backup_id = b.id
 LEFT JOIN history_growth AS g
     ON g.dimension = 'backup_server' AND g.key IS NOT DISTINCT FROM b.backup_server_id
 WHERE b.deleted_at IS NULL

@@ -1,4 +1,5 @@
 -- Backup storage consumed by each user: the backup's user_id, else its VM's owner (API < 4.2).
+-- reclaimable_kb: the backups of view reclaimable_backups, for whatever reason, of this user.
 -- Growth: current storage_kb minus that of the latest sync at least 7 / 30 days before the
 -- latest one (view history_growth); NULL while the history does not reach back that far.
 CREATE OR REPLACE VIEW storage_by_user AS
@@ -7,16 +8,17 @@ SELECT
     any_value(u.login)                                               AS user_login,
     count(*)                                                         AS backups,
     sum(b.backup_size)::BIGINT                                       AS storage_kb,
-    sum(b.backup_size) / 1048576.0                                   AS storage_gib,
+    round(sum(b.backup_size) / 1048576.0, 3)                         AS storage_gib,
     count(DISTINCT b.virtual_machine_id)                             AS virtual_machines,
     count(*) FILTER (WHERE b.backup_type = 'normal')                 AS normal_backups,
     count(*) FILTER (WHERE b.backup_type = 'incremental')            AS incremental_backups,
-    coalesce(sum(b.backup_size) FILTER (WHERE b.marked_for_delete), 0)::BIGINT AS reclaimable_kb,
+    coalesce(sum(b.backup_size) FILTER (WHERE r.backup_id IS NOT NULL), 0)::BIGINT AS reclaimable_kb,
     round(100.0 * sum(b.backup_size) / nullif(sum(sum(b.backup_size)) OVER (), 0), 2) AS share_pct,
     any_value(g.growth_7d_kb)                                        AS growth_7d_kb,
     any_value(g.growth_30d_kb)                                       AS growth_30d_kb
 FROM backups AS b
 LEFT JOIN users AS u ON u.id = b.owner_user_id
+LEFT JOIN reclaimable_backups AS r ON r.backup_id = b.id
 LEFT JOIN history_growth AS g
     ON g.dimension = 'user' AND g.key IS NOT DISTINCT FROM b.owner_user_id
 WHERE b.deleted_at IS NULL

@@ -9,7 +9,7 @@ SELECT
     any_value(u.login)                                      AS user_login,
     count(*)                                                AS backups,
     sum(b.backup_size)::BIGINT                              AS storage_kb,
-    sum(b.backup_size) / 1048576.0                          AS storage_gib,
+    round(sum(b.backup_size) / 1048576.0, 3)                AS storage_gib,
     min(b.created_at)                                       AS oldest_backup_at,
     max(b.created_at)                                       AS newest_backup_at
 FROM backups AS b

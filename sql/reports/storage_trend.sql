@@ -13,7 +13,7 @@ SELECT
     CASE h.dimension WHEN 'backup_server' THEN s.label WHEN 'user' THEN u.login END AS label,
     h.backups,
     h.storage_kb,
-    h.storage_kb / 1048576.0 AS storage_gib
+    round(h.storage_kb / 1048576.0, 3) AS storage_gib
 FROM daily AS d
 JOIN storage_history AS h ON h.dimension = d.dimension AND h.synced_at = d.synced_at
 LEFT JOIN backup_servers AS s ON h.dimension = 'backup_server' AND s.id = h.key

@@ -8,11 +8,21 @@ import io
 from datetime import datetime, timedelta, timezone
 
 import matplotlib.image
+from matplotlib.dates import num2date
 import pytest
 from PIL import Image
 
-from pipeline.reports.charts import CHARTS, TOP_USERS, backup_server_chart, trend_chart, user_chart, write_chart
-from pipeline.reports.export import REPORTS, atomic_path, read_report
+from pipeline.reports.atomic_file import atomic_path
+from pipeline.reports.charts import (
+    CHARTS,
+    MIN_BAR_SLOTS,
+    TOP_USERS,
+    backup_server_chart,
+    trend_chart,
+    user_chart,
+    write_chart,
+)
+from pipeline.reports.export import REPORTS, read_report
 from pipeline.warehouse.connection import open_warehouse
 from tests.conftest import SMALL_FLEET, SyncHarness, run_failure_text
 
@@ -108,6 +118,62 @@ def test_trend_chart_draws_a_line_per_server_over_the_days(harness):
     assert set(lines) == names
     first = harness.cloud.fleet.backup_servers[servers[0]]["label"]
     assert lines[first][:3] == [1.0, 0.0, 3.0]
+
+
+def _trend_over(tmp_path, days: list[int]):
+    """The storage_trend frame of two servers with a sync at noon UTC on each of the given days of March 2026."""
+    with open_warehouse(tmp_path / "w.duckdb") as con:
+        for day in days:
+            for server in (1, 2):
+                con.execute("INSERT INTO storage_history VALUES ('t', ?, 'backup_server', ?, 1, ?)",
+                            [datetime(2026, 3, day, 12, tzinfo=timezone.utc), server, server * day * 1024**2])
+        return read_report(con, "storage_trend")
+
+
+@pytest.mark.parametrize(("days", "note"), [([10], "1 day of history"), ([9, 10, 12], "3 days of history")])
+def test_a_short_trend_is_drawn_on_a_week_of_days_and_says_so(tmp_path, days, note):
+    figure = trend_chart(_trend_over(tmp_path, days))
+    figure.canvas.draw()
+    axes = figure.axes[0]
+    assert axes.get_title() == f"Backup storage per backup server over time ({note})"
+    left, right = (num2date(x) for x in axes.get_xlim())
+    assert right - left >= timedelta(days=7)
+    assert left < datetime(2026, 3, days[0], tzinfo=timezone.utc)
+    assert right > datetime(2026, 3, days[-1], tzinfo=timezone.utc) + timedelta(days=1)
+    # One tick per calendar day, labelled as a date, the data's days among them.
+    ticks = [num2date(x) for x in axes.get_xticks() if axes.get_xlim()[0] <= x <= axes.get_xlim()[1]]
+    assert [t - ticks[0] for t in ticks] == [timedelta(days=k) for k in range(len(ticks))]
+    labels = {label.get_text() for label in axes.get_xticklabels()}
+    assert {f"2026-03-{d:02d}" for d in days} <= labels
+    assert all(len(line.get_xdata()) == len(days) for line in axes.get_lines())
+
+
+def test_a_trend_of_a_week_or_more_keeps_the_automatic_axis(tmp_path):
+    days = list(range(1, 12))
+    axes = trend_chart(_trend_over(tmp_path, days)).axes[0]
+    assert axes.get_title() == "Backup storage per backup server over time"
+    left, right = (num2date(x) for x in axes.get_xlim())
+    # The data fill the axis, with matplotlib's own small margins.
+    assert left > datetime(2026, 2, 28, tzinfo=timezone.utc) and right < datetime(2026, 3, 13, tzinfo=timezone.utc)
+
+
+def test_a_lone_bar_gets_the_room_of_a_few(harness):
+    assert harness.run().success
+    with open_warehouse(harness.db_path, read_only=True) as con:
+        servers = read_report(con, "storage_by_backup_server")
+        users = read_report(con, "storage_by_user")
+    left, right = backup_server_chart(servers.head(1)).axes[0].get_xlim()
+    assert right - left == MIN_BAR_SLOTS and left < 0 < right
+    axes = user_chart(users.head(2)).axes[0]
+    bottom, top = axes.get_ylim()
+    assert bottom - top == MIN_BAR_SLOTS and axes.yaxis_inverted()
+    assert [t.get_text() for t in axes.get_yticklabels()] == list(users["user_login"].head(2))
+    # Enough bars keep matplotlib's own limits.
+    assert len(users) >= MIN_BAR_SLOTS
+    axes = user_chart(users).axes[0]
+    drawn = axes.get_ylim()
+    axes.autoscale(axis="y")
+    assert axes.get_ylim() == drawn
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,8 @@ from datetime import datetime, timedelta, timezone
 import pandas as pd
 import pytest
 
-from pipeline.demo.cloud import DemoCloud
-from pipeline.reports.export import REPORTS, export_formats, read_report
+from pipeline.demo.server import DemoCloud
+from pipeline.reports.export import REPORTS, read_report
 from pipeline.warehouse.connection import open_warehouse
 from tests.conftest import SMALL_FLEET, SyncHarness, run_failure_text
 
@@ -60,13 +60,19 @@ def latest_sync(harness: SyncHarness) -> datetime:
     return latest.astimezone(timezone.utc)
 
 
-def ok(harness: SyncHarness) -> None:
-    result = harness.run()
+def ok(harness: SyncHarness, **options: object) -> None:
+    result = harness.run(**options)
     assert result.success, run_failure_text(result)
 
 
 def vms_with_backups(cloud: DemoCloud) -> list[int]:
     return sorted(vm for vm in cloud.fleet.vms if cloud.fleet.backups_of(vm))
+
+
+def assert_gib(value, kb: float) -> None:
+    """A GiB figure: kB / 1024², shown to 3 decimals."""
+    assert float(value) == pytest.approx(kb / GIB_KB, abs=0.0005 + 1e-12)
+    assert float(value) == round(float(value), 3)
 
 
 # --- columns ---------------------------------------------------------------------------------
@@ -177,7 +183,7 @@ def test_storage_by_virtual_machine_sums_each_vm_and_lists_top_consumers_first(h
         expected.append({
             "virtual_machine_id": vm_id, "label": vm["label"], "hostname": vm["hostname"],
             "user_id": vm["user_id"], "user_login": logins[vm["user_id"]], "backups": len(backups),
-            "storage_kb": size, "storage_gib": size / GIB_KB,
+            "storage_kb": size, "storage_gib": round(size / GIB_KB, 3),
             "oldest_backup_at": min(created), "newest_backup_at": max(created),
         })
     expected.sort(key=lambda r: (-r["storage_kb"], r["virtual_machine_id"]))
@@ -190,7 +196,7 @@ def test_storage_by_virtual_machine_sums_each_vm_and_lists_top_consumers_first(h
         assert (row["label"], row["hostname"]) == (want["label"], want["hostname"])
         assert (int(row["user_id"]), row["user_login"].lstrip("'")) == (want["user_id"], want["user_login"])
         assert (int(row["backups"]), int(row["storage_kb"])) == (want["backups"], want["storage_kb"])
-        assert float(row["storage_gib"]) == pytest.approx(want["storage_gib"], rel=1e-12)
+        assert_gib(row["storage_gib"], want["storage_kb"])
         assert when(row["oldest_backup_at"]) == want["oldest_backup_at"]
         assert when(row["newest_backup_at"]) == want["newest_backup_at"]
 
@@ -236,7 +242,7 @@ def test_storage_trend_keeps_the_last_snapshot_of_each_day(harness):
     got = [(r.dimension, r.day, key(r.key), int(r.backups), int(r.storage_kb)) for r in trend.itertuples()]
     assert got == expected
     for r in trend.itertuples():
-        assert float(r.storage_gib) == pytest.approx(int(r.storage_kb) / GIB_KB, rel=1e-12)
+        assert_gib(r.storage_gib, int(r.storage_kb))
         assert r.label.lstrip("'") == labels.get((r.dimension, key(r.key)), "")
 
 
@@ -304,8 +310,8 @@ def test_capacity_forecast_follows_a_series_with_a_known_slope(forecast_harness)
     capacity = {s: cloud.fleet.backup_servers[s]["capacity"] for s in (1, 2, 3, 9)}
     for server, rate, stored in ((1, rate_1, s1), (2, -rate_2, s2), (3, rate_3, s3)):
         row = got[server]
-        assert row["growth_gib_per_day"] == pytest.approx(rate / GIB_KB, rel=1e-9)
-        assert row["storage_gib"] == pytest.approx(stored / GIB_KB, rel=1e-12)
+        assert_gib(row["growth_gib_per_day"], rate)
+        assert_gib(row["storage_gib"], stored)
         assert row["capacity_gib"] == capacity[server]
         assert row["used_pct"] == pytest.approx(round(100 * stored / GIB_KB / capacity[server], 2))
         assert row["history_days"] == 21
@@ -441,6 +447,69 @@ def test_reclaimable_backups_lists_each_once_with_every_reason(harness):
         part for reason in reasons.values() for part in reason.split("; ")}
 
 
+def test_reclaimable_means_the_same_in_every_report(harness):
+    # One backup for each reason, beside whatever the demo fleet already has.
+    cloud = harness.cloud
+    vms = vms_with_backups(cloud)
+    cloud.fleet.add_backup(vms[0], marked_for_delete=True, built=True, backup_server_id=1)
+    cloud.fleet.add_backup(vms[1], marked_for_delete=False, built=False, backup_server_id=2,
+                           created_at="2020-01-01T00:00:00+00:00")
+    ok(harness)
+    with open_warehouse(harness.db_path) as con:
+        con.execute("UPDATE virtual_machines SET deleted_at = last_seen_at WHERE id = ?", [vms[2]])
+        listed = read_report(con, "reclaimable_backups")
+        servers = read_report(con, "storage_by_backup_server")
+        users = read_report(con, "storage_by_user")
+        [(marked_kb,)] = con.execute("SELECT sum(backup_size) FROM backups "
+                                     "WHERE deleted_at IS NULL AND marked_for_delete").fetchall()
+
+    reasons = {part for reason in listed["reason"] for part in reason.split("; ")}
+    assert reasons == {"marked for delete", "virtual machine no longer exists", "not built for more than a day"}
+    total = int(listed["backup_size"].sum())
+    assert total > marked_kb  # more than the marked ones: every reason counts
+    assert int(servers["reclaimable_kb"].sum()) == total == int(users["reclaimable_kb"].sum())
+
+    def per(frame: pd.DataFrame, column: str) -> dict:
+        sums = frame.groupby(frame[column].astype("Int64"), dropna=False)["backup_size"].sum()
+        return {None if pd.isna(k) else int(k): int(v) for k, v in sums.items()}
+
+    by_server = per(listed, "backup_server_id")
+    by_user = per(listed, "owner_user_id")
+    for row in servers.itertuples():
+        server = None if pd.isna(row.backup_server_id) else int(row.backup_server_id)
+        assert row.reclaimable_kb == by_server.get(server, 0)
+    for row in users.itertuples():
+        assert row.reclaimable_kb == by_user.get(int(row.user_id), 0)
+
+
+# --- rounding --------------------------------------------------------------------------------
+
+
+def test_every_gib_figure_is_rounded_to_3_decimals(harness):
+    ok(harness)
+    shift_history(harness, 10)
+    harness.cloud.fleet.add_backup(vms_with_backups(harness.cloud)[0], backup_server_id=1, backup_size=123_457)
+    ok(harness)
+    with open_warehouse(harness.db_path, read_only=True) as con:
+        views = {name: read_report(con, name) for name in REPORTS}
+    gib_columns = {(name, c) for name, frame in views.items() for c in frame.columns if "_gib" in c}
+    assert {("storage_by_backup_server", "storage_gib"), ("storage_by_user", "storage_gib"),
+            ("storage_by_virtual_machine", "storage_gib"), ("storage_trend", "storage_gib"),
+            ("capacity_forecast", "storage_gib"), ("capacity_forecast", "growth_gib_per_day")} <= gib_columns
+    for name, column in gib_columns:
+        values = views[name][column].dropna().astype(float)
+        assert len(values), (name, column)
+        assert list(values) == [round(v, 3) for v in values], (name, column)
+
+
+def test_a_slight_shrink_shows_as_zero_growth_not_minus_zero(tmp_path):
+    # 1 kB a day less rounds to -0.0 GiB a day; the report says 0.0.
+    with open_warehouse(_bare_warehouse(tmp_path, [(NOW - k * DAY, 10 * GIB_KB + k) for k in range(5)])) as con:
+        [row] = _forecast(con).values()
+    assert row["status"] == "not growing"
+    assert row["growth_gib_per_day"] == 0 and math.copysign(1, row["growth_gib_per_day"]) == 1
+
+
 # --- every CSV -------------------------------------------------------------------------------
 
 
@@ -467,32 +536,8 @@ def test_no_report_cell_starts_a_formula(harness):
 # --- export formats --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("value", "formats"),
-    [
-        # Unset or blank: CSV, as before the variable existed.
-        (None, ("csv",)),
-        ("  ", ("csv",)),
-        # Case, spaces and repeats are forgiven; the order given is kept.
-        (" Parquet , csv,parquet", ("parquet", "csv")),
-        ("parquet", ("parquet",)),
-    ],
-)
-def test_export_formats_are_read_from_the_environment(value, formats):
-    environ = {} if value is None else {"BACKUPS_EXPORT_FORMATS": value}
-    assert export_formats(environ) == formats
-
-
-@pytest.mark.parametrize("value", ["csv,xlsx", "json", ",", "csv;parquet"])
-def test_an_unknown_export_format_is_a_clear_error(value):
-    with pytest.raises(ValueError, match="BACKUPS_EXPORT_FORMATS") as error:
-        export_formats({"BACKUPS_EXPORT_FORMATS": value})
-    assert "csv, parquet" in str(error.value)
-
-
-def test_parquet_exports_hold_the_views_rows_unneutralized(harness, monkeypatch):
-    monkeypatch.setenv("BACKUPS_EXPORT_FORMATS", "csv,parquet")
-    ok(harness)
+def test_parquet_exports_hold_the_views_rows_unneutralized(harness):
+    ok(harness, export_formats=("csv", "parquet"))
     with open_warehouse(harness.db_path, read_only=True) as con:
         views = {name: con.execute(f"SELECT * FROM {name}").df() for name in REPORTS}
     for name, view in views.items():
@@ -504,21 +549,9 @@ def test_parquet_exports_hold_the_views_rows_unneutralized(harness, monkeypatch)
     assert {u["login"] for u in harness.cloud.fleet.users.values()} == logins
 
 
-def test_parquet_only_writes_no_csv(harness, monkeypatch):
-    monkeypatch.setenv("BACKUPS_EXPORT_FORMATS", "parquet")
-    ok(harness)
+def test_parquet_only_writes_no_csv(harness):
+    ok(harness, export_formats=("parquet",))
     assert sorted(p.suffix for p in harness.reports_dir.iterdir() if p.suffix != ".png") == [".parquet"] * len(REPORTS)
-
-
-def test_an_unknown_export_format_fails_the_reports_and_writes_none(harness, monkeypatch):
-    monkeypatch.setenv("BACKUPS_EXPORT_FORMATS", "csv,xlsx")
-    result = harness.run()
-    assert not result.success
-    message = run_failure_text(result)
-    assert "BACKUPS_EXPORT_FORMATS" in message and "'xlsx'" in message
-    assert not harness.reports_dir.exists() or not any(harness.reports_dir.iterdir())
-    # The sync itself still loaded: only the exports were refused.
-    assert harness.query("SELECT count(*) AS n FROM backups")["n"][0] == len(served(harness.cloud))
 
 
 def test_admin_refused_reports_still_answer(make_cloud, tmp_path):
