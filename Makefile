@@ -7,7 +7,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster
 DB      = $(or $(BACKUPS_DB),data/backups.duckdb)
 REPORTS = $(or $(BACKUPS_REPORTS_DIR),reports)
 
-.PHONY: install run test dev bench clean
+.PHONY: install run test dev sql bench clean
 
 install: $(STAMP)
 
@@ -21,11 +21,9 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $@
 
+# A short log that ends with the outcome or its cause; RUN_ARGS=-v shows Dagster's full log.
 run: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
-	PYTHONWARNINGS=ignore $(BIN)/dagster asset materialize -m pipeline.definitions --select '*'
-	@echo "warehouse: $(abspath $(DB))"
-	@echo "reports:   $(abspath $(REPORTS))/"
-	@ls -1 $(REPORTS)
+	@PYTHONWARNINGS=ignore $(BIN)/python -m pipeline.run $(RUN_ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -34,6 +32,10 @@ test: $(STAMP)
 DEV_PORT ?= 3000
 dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(DEV_PORT)
+
+# A read-only SQL shell on the warehouse; one query and exit: make sql Q="SELECT count(*) FROM backups".
+sql: $(STAMP)
+	$(BIN)/python -m pipeline.warehouse.shell --db "$(DB)" $(if $(Q),--command "$$Q")
 
 # Fleet-scale benchmarks (about 20 minutes), each figure beside its bound; the tables land in
 # BENCHMARKS.md. A part only: make bench BENCH_ARGS="fetch --runs 1".

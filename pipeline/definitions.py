@@ -1,20 +1,30 @@
-"""The Dagster code location: every asset of the sync and its reports, their checks, the daily schedule."""
+"""The Dagster code location: every asset of the sync and its reports, their checks, the daily schedule.
+
+The environment is read here, once; a bad value stops the code location from loading with one line that
+names the variable (pipeline.defs.settings).
+"""
+
+import os
 
 import dagster as dg
 
-from pipeline.defs.sync_assets import sync_assets
+from pipeline.defs.api_assets import build_api_assets
 from pipeline.defs.checks import asset_checks
+from pipeline.defs.executor import in_process_or_multiprocess
 from pipeline.defs.report_assets import report_assets
-from pipeline.defs.resources import OnAppResource, WarehouseResource
+from pipeline.defs.retry import step_retry_policy
 from pipeline.defs.schedule import daily_schedule, sync_job
+from pipeline.defs.settings import build_resources, schedule_settings
+from pipeline.defs.table_assets import table_assets
+
+_schedule = schedule_settings(os.environ)
 
 defs = dg.Definitions(
-    assets=[*sync_assets, *report_assets],
+    assets=[*build_api_assets(step_retry_policy(_schedule)), *table_assets, *report_assets],
     asset_checks=asset_checks,
     jobs=[sync_job],
-    schedules=[daily_schedule()],
-    resources={"onapp": OnAppResource.from_env(), "warehouse": WarehouseResource.from_env()},
-    # One process per run: the steps hand each other frames in memory-sized pickles, and the
-    # embedded demo cloud lives for the whole run.
-    executor=dg.in_process_executor,
+    schedules=[daily_schedule(_schedule)],
+    resources=build_resources(os.environ),
+    # Every step reads and writes only its run's staging and the warehouse: any executor runs the job.
+    executor=in_process_or_multiprocess,
 )

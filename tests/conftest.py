@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,10 +16,20 @@ import duckdb
 import pandas as pd
 import pytest
 
-from pipeline.defs.sync_assets import sync_assets
+from pipeline.defs.api_assets import build_api_assets
+from pipeline.defs.table_assets import table_assets
 from pipeline.defs.report_assets import report_assets
-from pipeline.demo.cloud import DemoCloud, DemoCloudConfig
-from pipeline.defs.resources import OnAppResource, WarehouseResource
+from pipeline.demo.config import DemoCloudConfig
+from pipeline.demo.server import DemoCloud
+from pipeline.defs.resources import ChecksResource, OnAppResource, ReportsResource, WarehouseResource
+from pipeline.defs.retry import step_retry_policy
+from pipeline.defs.settings import ScheduleSettings
+
+ROOT = Path(__file__).resolve().parents[1]
+DAGSTER = str(Path(sys.executable).with_name("dagster"))
+
+# Every asset of the code location, with the default step retry policy.
+ALL_ASSETS = [*build_api_assets(step_retry_policy(ScheduleSettings())), *table_assets, *report_assets]
 
 # The client retries requests within milliseconds here; Dagster's step retries wait 30 s each.
 NO_STEP_RETRIES = {"execution": {"config": {"retries": {"disabled": {}}}}}
@@ -32,7 +47,8 @@ class SyncHarness:
 
     def resources(self, *, api_format: str = "json", user: str | None = None, api_key: str | None = None,
                   url: str | None = None, max_failed_fraction: float = 0.5, lock_timeout_s: float = 60.0,
-                  **client: object) -> dict:
+                  export_formats: tuple[str, ...] = ("csv",), max_swing_pct: float = 30.0,
+                  max_age_hours: float = 26.0, **client: object) -> dict:
         """The job's resources against this cloud and warehouse, with a fast client backoff."""
         onapp = OnAppResource(
             api_url=url or self.cloud.url,
@@ -45,15 +61,16 @@ class SyncHarness:
             **client,
         )
         warehouse = WarehouseResource(
-            path=str(self.db_path), reports_dir=str(self.reports_dir), max_failed_fraction=max_failed_fraction,
-            lock_timeout_s=lock_timeout_s,
+            path=str(self.db_path), max_failed_fraction=max_failed_fraction, lock_timeout_s=lock_timeout_s,
         )
-        return {"onapp": onapp, "warehouse": warehouse}
+        reports = ReportsResource(reports_dir=str(self.reports_dir), export_formats=list(export_formats))
+        checks = ChecksResource(max_swing_pct=max_swing_pct, max_age_hours=max_age_hours)
+        return {"onapp": onapp, "warehouse": warehouse, "reports": reports, "checks": checks}
 
     def run(self, *, step_retries: bool = False, **options: object) -> dg.ExecuteInProcessResult:
         """Materialize every asset once; Dagster's step retries (30 s apart) only when asked."""
         return dg.materialize(
-            [*sync_assets, *report_assets],
+            ALL_ASSETS,
             resources=self.resources(**options),
             run_config=None if step_retries else NO_STEP_RETRIES,
             raise_on_error=False,
@@ -113,19 +130,58 @@ def run_failure_text(result: dg.ExecuteInProcessResult) -> str:
 
 
 def materialize_with_checks(harness: SyncHarness, *, selection: object = None,
-                            max_failed_fraction: float = 0.5) -> dg.ExecuteInProcessResult:
+                            **options: object) -> dg.ExecuteInProcessResult:
     """Every asset and every asset check against the harness's cloud; selection narrows it (e.g. to checks)."""
     from pipeline.defs.checks import asset_checks
 
     return dg.materialize(
-        [*sync_assets, *report_assets, *asset_checks],
-        resources=harness.resources(max_failed_fraction=max_failed_fraction),
+        [*ALL_ASSETS, *asset_checks],
+        resources=harness.resources(**options),
         selection=selection,
         run_config=NO_STEP_RETRIES,
         raise_on_error=False,
     )
 
 
+def materialized_metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
+    """The metadata values of the one materialization of an asset (by key) in a run."""
+    [materialization] = [event.materialization for event in result.get_asset_materialization_events()
+                         if event.asset_key.to_user_string() == asset]
+    return {key: value.value for key, value in materialization.metadata.items()}
+
+
 def check_results(result: dg.ExecuteInProcessResult) -> dict:
     """The run's asset check evaluations by check name."""
     return {evaluation.check_name: evaluation for evaluation in result.get_asset_check_evaluations()}
+
+
+def cli_environment(tmp_path: Path, cloud: DemoCloud, **env: str) -> dict[str, str]:
+    """The environment of a dagster CLI run against the cloud, with a DAGSTER_HOME and warehouse in tmp_path."""
+    home = tmp_path / "dagster_home"
+    home.mkdir(exist_ok=True)
+    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+    return {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "ONAPP_API_URL": cloud.url,
+        "ONAPP_API_USER": cloud.config.user,
+        "ONAPP_API_KEY": cloud.config.api_key,
+        "BACKUPS_DB": str(tmp_path / "backups.duckdb"),
+        "BACKUPS_REPORTS_DIR": str(tmp_path / "reports"),
+        **env,
+    }
+
+
+def dagster_cli(args: list[str], tmp_path: Path, cloud: DemoCloud, **env: str) -> subprocess.CompletedProcess:
+    """Run the dagster CLI on this code location against the cloud, with a DAGSTER_HOME of its own."""
+    return subprocess.run(
+        [DAGSTER, *args], cwd=ROOT, env=cli_environment(tmp_path, cloud, **env), capture_output=True, text=True,
+        timeout=300,
+    )
+
+
+def ledger(tmp_path: Path) -> list[tuple]:
+    with duckdb.connect(str(tmp_path / "backups.duckdb"), read_only=True) as con:
+        return con.execute("SELECT status, message FROM sync_runs").fetchall()
+
+

@@ -5,13 +5,11 @@ import duckdb
 import pandas as pd
 
 from pipeline.defs.metadata import preview
-from pipeline.defs.sync_assets import WAREHOUSE_POOL, backups
-from pipeline.defs.resources import WarehouseResource
-from pipeline.defs.schedule import env_number
+from pipeline.defs.table_assets import WAREHOUSE_POOL
+from pipeline.defs.resources import ChecksResource, WarehouseResource
 from pipeline.warehouse.sql_files import query_sql
 
-DEFAULT_MAX_SWING_PCT = 30.0
-DEFAULT_MAX_AGE_HOURS = 26.0
+BACKUPS = dg.AssetKey("backups")
 STORAGE_BY_BACKUP_SERVER = dg.AssetKey("storage_by_backup_server")
 LOADED = ("ok", "partial")  # the sync statuses that wrote data
 
@@ -46,20 +44,20 @@ def _no_sync_yet() -> dg.AssetCheckResult:
     return dg.AssetCheckResult(passed=True, metadata={"last_sync": "none yet"})
 
 
-@dg.asset_check(asset=backups, blocking=True, pool=WAREHOUSE_POOL)
+@dg.asset_check(asset=BACKUPS, blocking=True, pool=WAREHOUSE_POOL)
 def backup_ids_unique(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     """No backup id appears twice among the current (not deleted) rows."""
     # DuckDB's primary key forbids it; DuckLake has no primary keys, and a rewrite of the upsert may slip.
     return _none_found(_read(warehouse, "duplicate_backup_ids.sql"), count="duplicate_ids", rows="duplicates")
 
 
-@dg.asset_check(asset=backups, blocking=True, pool=WAREHOUSE_POOL)
+@dg.asset_check(asset=BACKUPS, blocking=True, pool=WAREHOUSE_POOL)
 def backup_sizes_not_negative(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     """No current backup has a negative size."""
     return _none_found(_read(warehouse, "negative_backup_sizes.sql"), count="negative_sizes", rows="backups")
 
 
-@dg.asset_check(asset=backups, blocking=True, pool=WAREHOUSE_POOL)
+@dg.asset_check(asset=BACKUPS, blocking=True, pool=WAREHOUSE_POOL)
 def failed_vms_under_threshold(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     """The share of VMs whose backups could not be read in the last sync is at most max_failed_fraction."""
     last = _last_sync(warehouse)
@@ -83,7 +81,7 @@ def failed_vms_under_threshold(warehouse: WarehouseResource) -> dg.AssetCheckRes
     )
 
 
-@dg.asset_check(asset=backups, pool=WAREHOUSE_POOL)
+@dg.asset_check(asset=BACKUPS, pool=WAREHOUSE_POOL)
 def no_rejected_records(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     """The last sync set no backup record aside as untrustworthy (a warning: the rest loaded)."""
     last = _last_sync(warehouse)
@@ -105,9 +103,9 @@ def _swing_pct(previous_kb: int, current_kb: int) -> float:
 
 
 @dg.asset_check(asset=STORAGE_BY_BACKUP_SERVER, pool=WAREHOUSE_POOL)
-def storage_swing_per_backup_server(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+def storage_swing_per_backup_server(warehouse: WarehouseResource, checks: ChecksResource) -> dg.AssetCheckResult:
     """No backup server's total storage moved by more than BACKUPS_MAX_SWING_PCT since the previous sync."""
-    max_swing = env_number("BACKUPS_MAX_SWING_PCT", DEFAULT_MAX_SWING_PCT)
+    max_swing = checks.max_swing_pct
     totals = _read(warehouse, "storage_swing.sql", {"loaded": list(LOADED)})
     if totals.empty or int(totals["syncs"].iloc[0]) < 2:
         return dg.AssetCheckResult(
@@ -130,10 +128,10 @@ def storage_swing_per_backup_server(warehouse: WarehouseResource) -> dg.AssetChe
     )
 
 
-@dg.asset_check(asset=backups, pool=WAREHOUSE_POOL)
-def last_sync_fresh(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+@dg.asset_check(asset=BACKUPS, pool=WAREHOUSE_POOL)
+def last_sync_fresh(warehouse: WarehouseResource, checks: ChecksResource) -> dg.AssetCheckResult:
     """The last sync that loaded data (ok or partial) finished less than BACKUPS_MAX_AGE_HOURS ago."""
-    max_age = env_number("BACKUPS_MAX_AGE_HOURS", DEFAULT_MAX_AGE_HOURS)
+    max_age = checks.max_age_hours
     [row] = _read(warehouse, "last_loaded_sync.sql", {"loaded": list(LOADED)}).itertuples()
     if pd.isna(row.finished_at):
         return dg.AssetCheckResult(

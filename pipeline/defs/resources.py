@@ -1,117 +1,132 @@
-"""Dagster resources: the OnApp API (or the embedded demo cloud) and the DuckDB warehouse."""
+"""Dagster resources, each setting a typed and bounded field: the OnApp API, the warehouse, the reports, the checks."""
 
 from __future__ import annotations
 
-import dataclasses
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Literal
 
 import dagster as dg
 import duckdb
-from pydantic import PrivateAttr
+from pydantic import Field, field_validator
 
-from pipeline.demo.cloud import DemoCloud, start_embedded_demo_cloud
 from pipeline.onapp.client import ClientSettings, OnAppClient
+from pipeline.reports.export import EXPORT_FORMATS
+from pipeline.warehouse.connection import (
+    DEFAULT_DB,
+    DEFAULT_LOCK_TIMEOUT_S,
+    DEFAULT_MEMORY_LIMIT,
+    WarehouseBusy,
+    connect_warehouse,
+)
 from pipeline.warehouse.load import DEFAULT_MAX_FAILED_FRACTION
-from pipeline.warehouse.connection import DEFAULT_DB, DEFAULT_LOCK_TIMEOUT_S, WarehouseBusy, connect_warehouse
+from pipeline.warehouse.staging import RunStaging
 
-DEMO_SOURCE = "embedded demo cloud"
+# Numbers must be finite: an infinite timeout or threshold is a typo, not a wish.
+_FINITE = {"allow_inf_nan": False}
 
 
 class OnAppResource(dg.ConfigurableResource):
-    """The OnApp API; with no api_url, a simulated cloud the package serves on loopback."""
+    """The OnApp API the sync reads, and how politely and patiently it is read."""
 
-    api_url: str = ""
-    user: str = ""
-    api_key: str = ""
-    api_format: str = "json"
-    # Unset knobs come from the ONAPP_* environment variables (see README), then the defaults.
-    retries: int | None = None
-    backoff_factor: float | None = None
-    max_concurrency: int | None = None
-    read_timeout: float | None = None
-    per_page: int | None = None
-
-    _demo: DemoCloud | None = PrivateAttr(default=None)
+    api_url: str = Field(default="", description="Base URL of the API (ONAPP_API_URL).")
+    user: str = Field(default="", description="HTTP Basic user (ONAPP_API_USER).")
+    api_key: str = Field(default="", description="HTTP Basic key (ONAPP_API_KEY); never shown.")
+    api_format: Literal["json", "xml"] = "json"
+    max_concurrency: int = Field(default=8, ge=1, le=256)
+    per_page: int = Field(default=100, ge=1)
+    max_pages: int = Field(default=10_000, ge=1)
+    retries: int = Field(default=5, ge=0, le=100)
+    backoff_factor: float = Field(default=0.5, ge=0, **_FINITE)
+    backoff_max: float = Field(default=30.0, ge=0, **_FINITE)
+    backoff_jitter: float = Field(default=0.25, ge=0, **_FINITE)
+    connect_timeout: float = Field(default=5.0, gt=0, **_FINITE)
+    read_timeout: float = Field(default=30.0, gt=0, **_FINITE)
+    ca_bundle: str = Field(default="", description="CA bundle of a private CA (ONAPP_CA_BUNDLE).")
+    progress_seconds: float = Field(default=5.0, gt=0, **_FINITE)
 
     @property
     def is_demo(self) -> bool:
-        return not self.api_url
+        return False
 
     @property
     def source(self) -> str:
-        """What the warehouse records as its source: the URL, or the demo cloud's name."""
-        return DEMO_SOURCE if self.is_demo else self.api_url.rstrip("/")
+        """What the warehouse records as its source: the API's URL."""
+        return self.api_url.rstrip("/")
 
-    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        if self._demo is not None:
-            self._demo.stop()
-            self._demo = None
+    def endpoint(self) -> tuple[str, str, str]:
+        """The URL, user and key requests go to."""
+        return self.api_url, self.user, self.api_key
 
     def settings(self) -> ClientSettings:
-        """The client's settings: this resource's fields over the environment's."""
-        url, user, key = self.api_url, self.user, self.api_key
-        if self.is_demo:
-            if self._demo is None:
-                self._demo = start_embedded_demo_cloud()
-            url, user, key = self._demo.url, self._demo.config.user, self._demo.config.api_key
-        env = {**os.environ, "ONAPP_API_URL": url}
-        base = ClientSettings.from_env(env)
-        overrides = {
-            name: value
-            for name in ("retries", "backoff_factor", "max_concurrency", "read_timeout", "per_page")
-            if (value := getattr(self, name)) is not None
-        }
-        return dataclasses.replace(
-            base, api_url=url, user=user, api_key=key, api_format=self.api_format, **overrides
+        """The client's settings from this resource's fields."""
+        url, user, key = self.endpoint()
+        return ClientSettings(
+            api_url=url, user=user, api_key=key, api_format=self.api_format, per_page=self.per_page,
+            max_pages=self.max_pages, max_concurrency=self.max_concurrency, retries=self.retries,
+            backoff_factor=self.backoff_factor, backoff_max=self.backoff_max, backoff_jitter=self.backoff_jitter,
+            connect_timeout=self.connect_timeout, read_timeout=self.read_timeout,
+            ca_bundle=self.ca_bundle or None, progress_seconds=self.progress_seconds,
         )
 
     def client(self) -> OnAppClient:
         """A client with one pooled session; close it when done."""
         return OnAppClient(self.settings())
 
-    @classmethod
-    def from_env(cls) -> OnAppResource:
-        """Configuration from ONAPP_API_URL, ONAPP_API_USER, ONAPP_API_KEY, ONAPP_API_FORMAT."""
-        key = dg.EnvVar("ONAPP_API_KEY") if os.environ.get("ONAPP_API_KEY") else ""
-        return cls(
-            api_url=os.environ.get("ONAPP_API_URL", ""),
-            user=os.environ.get("ONAPP_API_USER", ""),
-            api_key=key,
-            api_format=(os.environ.get("ONAPP_API_FORMAT") or "json").strip().lower(),
-        )
+    def shown(self) -> dict[str, object]:
+        """The effective settings for a run's metadata: everything but the key."""
+        return {name: value for name, value in self.dict().items() if name != "api_key"} | {"source": self.source}
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The DuckDB warehouse file and the folder its reports are exported to."""
+    """The DuckDB warehouse file, where runs stage their data, and when a sync must not load."""
 
-    path: str = DEFAULT_DB
-    reports_dir: str = "reports"
-    lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
-    max_failed_fraction: float = DEFAULT_MAX_FAILED_FRACTION
+    path: str = Field(default=DEFAULT_DB, min_length=1)
+    # Empty: a folder "staging" beside the warehouse file, on the same disk as the load that reads it.
+    staging_dir: str = ""
+    lock_timeout_s: float = Field(default=DEFAULT_LOCK_TIMEOUT_S, ge=0, **_FINITE)
+    max_failed_fraction: float = Field(default=DEFAULT_MAX_FAILED_FRACTION, ge=0, le=1)
+    memory_limit: str = Field(default=DEFAULT_MEMORY_LIMIT, pattern=r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$")
 
     @contextmanager
     def open(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A migrated connection; waits for another writer, then fails with 'warehouse busy'."""
+        """A migrated connection (or a read-only one); waits for another writer, then 'warehouse busy'."""
         try:
-            con = connect_warehouse(self.path, lock_timeout_s=self.lock_timeout_s, read_only=read_only)
+            con = connect_warehouse(self.path, lock_timeout_s=self.lock_timeout_s, read_only=read_only,
+                                    memory_limit=self.memory_limit)
         except WarehouseBusy as error:
             # A plain message in the UI, not a stack trace: another sync or a reader holds the file.
-            raise dg.Failure(description=str(error)) from None
+            raise dg.Failure(description=str(error), allow_retries=False) from None
         try:
             yield con
         finally:
             con.close()
 
+    def staging(self, run_key: str) -> RunStaging:
+        """The staging folder of one run (see pipeline.warehouse.staging)."""
+        root = Path(self.staging_dir) if self.staging_dir else Path(self.path).parent / "staging"
+        return RunStaging(root=root, run_key=run_key)
+
+
+class ReportsResource(dg.ConfigurableResource):
+    """Where the report files go and in which formats."""
+
+    reports_dir: str = Field(default="reports", min_length=1)
+    export_formats: list[str] = Field(default_factory=lambda: ["csv"], min_length=1)
+
+    @field_validator("export_formats")
     @classmethod
-    def from_env(cls) -> WarehouseResource:
-        """Configuration from BACKUPS_DB, BACKUPS_REPORTS_DIR, BACKUPS_LOCK_TIMEOUT, BACKUPS_MAX_FAILED_FRACTION."""
-        return cls(
-            path=os.environ.get("BACKUPS_DB", DEFAULT_DB),
-            reports_dir=os.environ.get("BACKUPS_REPORTS_DIR", "reports"),
-            lock_timeout_s=float(os.environ.get("BACKUPS_LOCK_TIMEOUT") or DEFAULT_LOCK_TIMEOUT_S),
-            max_failed_fraction=float(
-                os.environ.get("BACKUPS_MAX_FAILED_FRACTION") or DEFAULT_MAX_FAILED_FRACTION
-            ),
-        )
+    def _known_formats(cls, formats: list[str]) -> list[str]:
+        unknown = [name for name in formats if name not in EXPORT_FORMATS]
+        if unknown:
+            raise ValueError(f"unknown format {', '.join(map(repr, unknown))}; use a comma-separated list of "
+                             f"{', '.join(EXPORT_FORMATS)}")
+        return list(dict.fromkeys(formats))
+
+
+class ChecksResource(dg.ConfigurableResource):
+    """The thresholds of the warning and freshness checks."""
+
+    max_swing_pct: float = Field(default=30.0, ge=0, **_FINITE)
+    max_age_hours: float = Field(default=26.0, gt=0, **_FINITE)

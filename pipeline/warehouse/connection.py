@@ -8,15 +8,19 @@ import random
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
 
-from pipeline.warehouse.sql_files import SQL_DIR, read_sql, run_sql
+from pipeline.warehouse.clock import utc_now
+from pipeline.warehouse.sql_files import read_sql, run_sql, sql_names
+from pipeline.warehouse.transaction import transaction
 
 DEFAULT_DB = "data/backups.duckdb"
 DEFAULT_LOCK_TIMEOUT_S = 60.0
+# Enough for a load of several million backups (a million needed about 128MB), and a bound on the
+# nightly job's memory, which DuckDB's default (80% of RAM, kept as cache) is not.
+DEFAULT_MEMORY_LIMIT = "512MB"
 
 
 class WarehouseBusy(RuntimeError):
@@ -32,9 +36,12 @@ def _is_lock_error(error: duckdb.Error) -> bool:
 
 
 def connect_warehouse(
-    path: str | os.PathLike, *, lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S, read_only: bool = False
+    path: str | os.PathLike, *, lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S, read_only: bool = False,
+    memory_limit: str = DEFAULT_MEMORY_LIMIT,
 ) -> duckdb.DuckDBPyConnection:
     """Connect to the warehouse, migrated, waiting up to lock_timeout_s while another process holds it.
+
+    memory_limit caps DuckDB's buffers (it spills to disk beyond them); DuckDB's own default is 80% of RAM.
 
     Raises:
         WarehouseBusy: the file stayed locked for the whole wait.
@@ -46,7 +53,7 @@ def connect_warehouse(
     delay = 0.05
     while True:
         try:
-            con = duckdb.connect(str(path), read_only=read_only)
+            con = duckdb.connect(str(path), read_only=read_only, config={"memory_limit": memory_limit})
             break
         except duckdb.Error as error:
             # DuckDB lets one process open a file for writing; others get a lock error at once.
@@ -68,10 +75,11 @@ def connect_warehouse(
 
 @contextmanager
 def open_warehouse(
-    path: str | os.PathLike, *, lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S, read_only: bool = False
+    path: str | os.PathLike, *, lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S, read_only: bool = False,
+    memory_limit: str = DEFAULT_MEMORY_LIMIT,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """The warehouse connection for a with-block (see connect_warehouse), closed at its end."""
-    con = connect_warehouse(path, lock_timeout_s=lock_timeout_s, read_only=read_only)
+    con = connect_warehouse(path, lock_timeout_s=lock_timeout_s, read_only=read_only, memory_limit=memory_limit)
     try:
         yield con
     finally:
@@ -84,19 +92,18 @@ def _checksum(text: str) -> str:
 
 def migration_files() -> list[str]:
     """Versioned migrations, applied once each in file-name order."""
-    return sorted(f"migrations/{p.name}" for p in (SQL_DIR / "migrations").glob("*.sql"))
+    return sql_names("migrations")
 
 
 def view_files() -> list[str]:
     """Report views, re-applied whenever their definition changes."""
-    return sorted(f"reports/{p.name}" for p in (SQL_DIR / "reports").glob("*.sql"))
+    return sql_names("reports")
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Bring the warehouse to the current schema in one transaction; return what was applied."""
     applied_now: list[str] = []
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         run_sql(con, "migrations/001_create_schema_version.sql")
         known = dict(con.execute("SELECT name, checksum FROM schema_version").fetchall())
         for name in migration_files() + view_files():
@@ -107,18 +114,10 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
             run_sql(con, name)
             con.execute(
                 "INSERT OR REPLACE INTO schema_version VALUES (?, ?, ?, ?)",
-                [name, "migration" if name.startswith("migrations/") else "view", checksum, _now()],
+                [name, "migration" if name.startswith("migrations/") else "view", checksum, utc_now()],
             )
             applied_now.append(name)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return applied_now
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def check_source(

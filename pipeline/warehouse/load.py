@@ -1,42 +1,25 @@
-"""Write one sync into the warehouse: backups, deletions, history and ledger, in one transaction."""
+"""Write one run's staged sync into the warehouse: backups, deletions, history and ledger, in one transaction."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import datetime
+from typing import Any
 
 import duckdb
 import pandas as pd
 
-from pipeline.warehouse.sql_files import run_sql
+from pipeline.warehouse.clock import utc_now
 from pipeline.warehouse.connection import check_source
+from pipeline.warehouse.sql_files import run_sql
+from pipeline.warehouse.staging import RunStaging
+from pipeline.warehouse.transaction import transaction
 
 DEFAULT_MAX_FAILED_FRACTION = 0.5
-
-VM_STATUS_COLUMNS = ["id", "identifier", "label", "hostname", "user_id", "status"]
-VM_ERROR_COLUMNS = ["virtual_machine_id", "http_status", "error_kind", "message"]
 
 
 class SyncFailed(RuntimeError):
     """The sync wrote nothing but its ledger row: the source looked down, not empty."""
-
-
-@dataclass
-class SyncBatch:
-    """Everything one sync read from the API, normalized, ready to write."""
-
-    run_id: str
-    started_at: datetime
-    source_url: str
-    format: str
-    vms: pd.DataFrame  # VM_STATUS_COLUMNS; status: ok | vanished | failed
-    backups: pd.DataFrame  # the normalized frame (pipeline.records.schema)
-    rejects: pd.DataFrame  # pipeline.normalize.REJECT_COLUMNS
-    vm_errors: pd.DataFrame  # VM_ERROR_COLUMNS
-    users: pd.DataFrame | None = None  # None: the key may not read /users
-    backup_servers: pd.DataFrame | None = None
-    requests: int = 0
-    retries: int = 0
 
 
 @dataclass
@@ -59,7 +42,7 @@ class SyncSummary:
     rejected: int = 0
     requests: int = 0
     retries: int = 0
-    status: str = "ok"
+    status: str = "ok"  # ok | partial | failed | superseded
     message: str | None = None
 
     def ledger_row(self) -> pd.DataFrame:
@@ -67,75 +50,83 @@ class SyncSummary:
         return pd.DataFrame([asdict(self)])
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 def write_sync(
     con: duckdb.DuckDBPyConnection,
-    batch: SyncBatch,
+    run_id: str,
+    staging: RunStaging,
     *,
     warehouse_path: str,
     max_failed_fraction: float = DEFAULT_MAX_FAILED_FRACTION,
 ) -> SyncSummary:
-    """Apply a sync to the warehouse atomically and return its ledger row.
+    """Apply the run's staged sync to the warehouse atomically and return its ledger row.
+
+    A sync whose VM list was read before that of a sync already loaded is 'superseded': only its ledger
+    row is written, so a slow run never puts older data over newer.
 
     Raises:
         SyncFailed: more than max_failed_fraction of the VMs failed; only the ledger row was written.
         SourceMismatch: the warehouse belongs to another API.
+        StagingMissing: the run has no complete staging of its own.
     """
-    status = batch.vms["status"]
+    listing, fetched = staging.listing_meta(), staging.backups_done()
     summary = SyncSummary(
-        run_id=batch.run_id,
-        started_at=batch.started_at,
-        finished_at=batch.started_at,
-        source_url=batch.source_url,
-        format=batch.format,
-        vms_listed=len(batch.vms),
-        vms_fetched=int((status == "ok").sum()),
-        vms_failed=int((status == "failed").sum()),
-        vms_vanished=int((status == "vanished").sum()),
-        backups_seen=len(batch.backups),
-        rejected=len(batch.rejects),
-        requests=batch.requests,
-        retries=batch.retries,
+        run_id=run_id,
+        started_at=datetime.fromisoformat(listing["listed_at"]),
+        finished_at=utc_now(),
+        source_url=listing["source"],
+        format=listing["format"],
+        requests=int(listing["requests"]) + int(fetched["requests"]),
+        retries=int(listing["retries"]) + int(fetched["retries"]),
+        rejected=int(fetched["rejected"]),
     )
-    failed_fraction = summary.vms_failed / summary.vms_listed if summary.vms_listed else 0.0
-    too_many_failed = failed_fraction > max_failed_fraction
-
-    con.execute("BEGIN TRANSACTION")
-    try:
-        check_source(con, batch.source_url, warehouse_path)
-        if too_many_failed:
-            summary.status = "failed"
+    files = {
+        "vms_file": str(staging.path / "listing" / "vms.parquet"),
+        "vm_status_file": staging.vm_status_file(),
+    }
+    with transaction(con):
+        check_source(con, summary.source_url, warehouse_path)
+        newer = run_sql(con, "newer_loaded_sync.sql", {"started_at": summary.started_at})
+        if newer:
+            newer_run, newer_at = newer[0]
+            summary.status = "superseded"
             summary.message = (
-                f"{summary.vms_failed} of {summary.vms_listed} VMs failed "
-                f"({failed_fraction:.0%} > {max_failed_fraction:.0%}): nothing loaded"
+                f"superseded: sync {newer_run} read its VM list at {newer_at.isoformat()}, after this one "
+                f"({summary.started_at.isoformat()}); nothing loaded"
             )
         else:
-            _write_data(con, batch, summary)
-            summary.status = "partial" if summary.vms_failed or summary.rejected else "ok"
-        summary.finished_at = _now()
-        _write_ledger(con, batch, summary)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    if too_many_failed:
+            run_sql(con, "stage_listing.sql", files)
+            if staging.reject_files():
+                run_sql(con, "stage_rejects.sql", {"reject_files": staging.reject_files()})
+            _count_vms(con, summary)
+            failed_fraction = summary.vms_failed / summary.vms_listed if summary.vms_listed else 0.0
+            if failed_fraction > max_failed_fraction:
+                summary.status = "failed"
+                summary.message = (
+                    f"{summary.vms_failed} of {summary.vms_listed} VMs failed "
+                    f"({failed_fraction:.0%} > {max_failed_fraction:.0%}): nothing loaded"
+                )
+            else:
+                _write_data(con, run_id, staging, summary, files)
+                summary.status = "partial" if summary.vms_failed or summary.rejected else "ok"
+        summary.finished_at = utc_now()
+        _write_ledger(con, run_id, staging, summary, files)
+    if summary.status == "failed":
         raise SyncFailed(summary.message)
     return summary
 
 
-def _write_data(con: duckdb.DuckDBPyConnection, batch: SyncBatch, summary: SyncSummary) -> None:
-    params = {"synced_at": batch.started_at, "run_id": batch.run_id}
-    con.register("staged_frame", batch.backups)
-    con.register("listed_vms", batch.vms)
-    rejected_ids = pd.DataFrame(
-        {"id": pd.to_numeric(batch.rejects["backup_id"], errors="coerce").dropna().astype("int64")}
-    )
-    con.register("rejected_ids", rejected_ids)
+def _count_vms(con: duckdb.DuckDBPyConnection, summary: SyncSummary) -> None:
+    [(listed, fetched, failed, vanished)] = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE status = 'ok'), count(*) FILTER (WHERE status = 'failed'), "
+        "count(*) FILTER (WHERE status = 'vanished') FROM listed_vms"
+    ).fetchall()
+    summary.vms_listed, summary.vms_fetched, summary.vms_failed, summary.vms_vanished = listed, fetched, failed, vanished
 
-    run_sql(con, "stage_backups.sql")
+
+def _write_data(con: duckdb.DuckDBPyConnection, run_id: str, staging: RunStaging, summary: SyncSummary,
+                files: dict[str, Any]) -> None:
+    params = {"synced_at": summary.started_at, "run_id": run_id, "backup_files": staging.backup_files(), **files}
+    run_sql(con, "stage_backups.sql", params)
     [(new, changed)] = run_sql(con, "count_backup_changes.sql")
     summary.backups_new, summary.backups_changed = int(new), int(changed)
     [(summary.backups_seen,)] = con.execute("SELECT count(*) FROM staged").fetchall()
@@ -144,23 +135,23 @@ def _write_data(con: duckdb.DuckDBPyConnection, batch: SyncBatch, summary: SyncS
     run_sql(con, "mark_deleted_backups.sql", params)
     [(summary.backups_deleted,)] = con.execute("SELECT count(*) FROM deleted_now").fetchall()
     run_sql(con, "upsert_virtual_machines.sql", params)
-    if batch.users is not None:
-        con.register("users_frame", batch.users)
-        run_sql(con, "upsert_users.sql", params)
-    if batch.backup_servers is not None:
-        con.register("backup_servers_frame", batch.backup_servers)
-        run_sql(con, "upsert_backup_servers.sql", params)
+    for name in ("users", "backup_servers"):
+        path = staging.path / "listing" / f"{name}.parquet"
+        if path.exists():  # absent: the key may not read this admin-only list
+            run_sql(con, f"upsert_{name}.sql", {**params, f"{name}_file": str(path)})
     run_sql(con, "record_storage_history.sql", params)
 
 
-def _write_ledger(con: duckdb.DuckDBPyConnection, batch: SyncBatch, summary: SyncSummary) -> None:
-    params = {"run_id": batch.run_id}
+def _write_ledger(con: duckdb.DuckDBPyConnection, run_id: str, staging: RunStaging, summary: SyncSummary,
+                  files: dict[str, Any]) -> None:
     con.register("sync_run_frame", summary.ledger_row())
     run_sql(con, "insert_sync_run.sql")
-    con.register("vm_errors_frame", batch.vm_errors.reindex(columns=VM_ERROR_COLUMNS))
-    run_sql(con, "insert_sync_vm_errors.sql", params)
-    con.register("rejects_frame", batch.rejects)
-    run_sql(con, "insert_backup_rejects.sql", params)
+    con.unregister("sync_run_frame")
+    if summary.status == "superseded":
+        return  # its VM errors and rejects describe data that was never loaded
+    run_sql(con, "insert_sync_vm_errors.sql", {"run_id": run_id, **files})
+    if staging.reject_files():
+        run_sql(con, "insert_backup_rejects.sql", {"run_id": run_id})
 
 
 def record_failed_sync(
@@ -175,16 +166,12 @@ def record_failed_sync(
 ) -> SyncSummary:
     """Write only a ledger row with status 'failed' (the VM list could not be read)."""
     summary = SyncSummary(
-        run_id=run_id, started_at=started_at, finished_at=_now(), source_url=source_url,
+        run_id=run_id, started_at=started_at, finished_at=utc_now(), source_url=source_url,
         format=format, status="failed", message=message,
     )
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         check_source(con, source_url, warehouse_path, claim=False)
         con.register("sync_run_frame", summary.ledger_row())
         run_sql(con, "insert_sync_run.sql")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+        con.unregister("sync_run_frame")
     return summary

@@ -174,13 +174,11 @@ def _busiest_server(cloud) -> int:
         # Half of it gone (a purge, a lost server): a swing the other way.
         (0.5, None, False),
         # The same doubling passes once BACKUPS_MAX_SWING_PCT allows it.
-        (2.0, "150", True),
+        (2.0, 150.0, True),
     ],
 )
-def test_a_storage_swing_on_one_backup_server_warns(harness, monkeypatch, factor, max_swing_pct, passes):
+def test_a_storage_swing_on_one_backup_server_warns(harness, factor, max_swing_pct, passes):
     cloud = harness.cloud
-    if max_swing_pct is not None:
-        monkeypatch.setenv("BACKUPS_MAX_SWING_PCT", max_swing_pct)
     assert harness.run().success
     server = _busiest_server(cloud)
     for vm_id in cloud.fleet.vms:
@@ -188,7 +186,7 @@ def test_a_storage_swing_on_one_backup_server_warns(harness, monkeypatch, factor
             if backup["backup_server_id"] == server:
                 cloud.fleet.update_backup(backup["id"], backup_size=int(int(backup["backup_size"]) * factor))
 
-    result = materialize_with_checks(harness)
+    result = materialize_with_checks(harness, **({} if max_swing_pct is None else {"max_swing_pct": max_swing_pct}))
     assert result.success, run_failure_text(result)
     check = check_results(result)["storage_swing_per_backup_server"]
     assert check.passed is passes and check.severity == dg.AssetCheckSeverity.WARN
@@ -198,7 +196,7 @@ def test_a_storage_swing_on_one_backup_server_warns(harness, monkeypatch, factor
         assert str(server) in cells(found["swings"])
 
 
-def test_a_stale_warehouse_fails_the_freshness_check(harness, monkeypatch):
+def test_a_stale_warehouse_fails_the_freshness_check(harness):
     assert harness.run().success
     tamper(harness, (
         "UPDATE sync_runs SET started_at = started_at - INTERVAL 30 HOUR, "
@@ -212,8 +210,7 @@ def test_a_stale_warehouse_fails_the_freshness_check(harness, monkeypatch):
     assert not harness.run(retries=0).success
     assert not run_check(harness, last_sync_fresh).passed
 
-    monkeypatch.setenv("BACKUPS_MAX_AGE_HOURS", "48")
-    assert run_check(harness, last_sync_fresh).passed
+    assert run_check(harness, last_sync_fresh, max_age_hours=48.0).passed
 
 
 def test_a_warehouse_without_a_loaded_sync_is_not_fresh(harness):

@@ -6,12 +6,7 @@ import dataclasses
 
 import pandas as pd
 
-from tests.conftest import SMALL_FLEET, SyncHarness, run_failure_text, served_backups
-
-
-def _metadata(result, asset: str) -> dict:
-    [materialization] = result.asset_materializations_for_node(asset)
-    return {key: value.value for key, value in materialization.metadata.items()}
+from tests.conftest import SMALL_FLEET, SyncHarness, materialized_metadata, run_failure_text, served_backups
 
 
 def test_transient_faults_end_with_every_vm_loaded_and_the_retries_shown(make_cloud, tmp_path):
@@ -32,8 +27,8 @@ def test_transient_faults_end_with_every_vm_loaded_and_the_retries_shown(make_cl
     faults = sum(cloud.stats[key] for key in ("status_500", "status_502", "status_503", "status_504",
                                                 "status_429", "truncated", "html"))
     assert faults > 10
-    listing = _metadata(result, "backup_listings")
-    written = _metadata(result, "backups")
+    listing = materialized_metadata(result, "backup_lists")
+    written = materialized_metadata(result, "sync_runs")
     assert listing["failed"] == 0 and written["vms_failed"] == 0 and written["status"] == "ok"
     # Every fault cost one retry; the ledger and the metadata agree on the run's total.
     assert written["retries"] == faults

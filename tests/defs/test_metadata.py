@@ -6,12 +6,10 @@ import dataclasses
 
 import pytest
 
-from tests.conftest import SMALL_FLEET, SyncHarness, run_failure_text
+from tests.conftest import SMALL_FLEET, SyncHarness, materialized_metadata, run_failure_text
 
 
-def metadata(result, asset: str) -> dict:
-    [materialization] = result.asset_materializations_for_node(asset)
-    return {key: value.value for key, value in materialization.metadata.items()}
+metadata = materialized_metadata
 
 
 def cells(markdown: str) -> set[str]:
@@ -32,8 +30,8 @@ def troubled(make_cloud, tmp_path):
 
 def test_the_vm_list_materialization_carries_counts_duration_and_a_preview(troubled):
     cloud, _, result = troubled
-    found = metadata(result, "virtual_machines")
-    assert found["rows"] == found["vms"] == len(cloud.fleet.vms)
+    found = metadata(result, "vm_list")
+    assert found["rows"] == len(cloud.fleet.vms)
     assert found["requests"] >= 1 and found["retries"] == 0 and found["attempt"] == 1
     assert isinstance(found["duration_s"], float)
     some_vm = cloud.fleet.vms[min(cloud.fleet.vms)]
@@ -43,7 +41,7 @@ def test_the_vm_list_materialization_carries_counts_duration_and_a_preview(troub
 def test_the_backup_lists_materialization_names_each_failed_vm_and_its_reason(troubled):
     cloud, failing, result = troubled
     vanished = cloud.vanished_vm_ids()
-    found = metadata(result, "backup_listings")
+    found = metadata(result, "backup_lists")
     assert vanished and failing not in vanished
     assert (found["vms"], found["failed"], found["vanished"]) == (len(cloud.fleet.vms), 1, len(vanished))
     assert found["fetched"] == len(cloud.fleet.vms) - 1 - len(vanished)
@@ -56,6 +54,7 @@ def test_the_backup_lists_materialization_names_each_failed_vm_and_its_reason(tr
     assert len(failed_rows) == 1 and "500" in failed_rows[0] and "http_500" in failed_rows[0]
     # The preview leads with the VMs that did not answer.
     preview_rows = [line.split("|")[1:3] for line in found["preview"].splitlines()[2:]]
+    assert len(preview_rows) == 10
     leading = {(int(vm), status.strip()) for vm, status in preview_rows[: 1 + len(vanished)]}
     assert leading == {(failing, "failed")} | {(vm, "vanished") for vm in vanished}
 
@@ -63,8 +62,12 @@ def test_the_backup_lists_materialization_names_each_failed_vm_and_its_reason(tr
 def test_the_metadata_carries_no_secret(troubled):
     cloud, _, result = troubled
     secrets = cloud.fleet.secrets() | {cloud.config.api_key}
-    text = "\n".join(str(metadata(result, asset)) for asset in ("virtual_machines", "backup_listings"))
+    assets = ("vm_list", "backup_lists", "sync_runs", "backups")
+    text = "\n".join(str(metadata(result, asset)) for asset in assets)
     assert [secret for secret in secrets if secret in text] == []
+    # The effective settings are shown, the key is not.
+    settings = metadata(result, "vm_list")["settings"]
+    assert "max_concurrency" in settings and "api_key" not in settings
 
 
 def test_the_frame_the_table_and_the_reports_carry_rows_duration_and_a_preview(troubled):
@@ -73,13 +76,14 @@ def test_the_frame_the_table_and_the_reports_carry_rows_duration_and_a_preview(t
     fetched = set(cloud.fleet.vms) - vanished - {failing}
     loaded = sum(len(cloud.fleet.backups_of(vm)) for vm in fetched)
 
-    frame = metadata(result, "normalized_backups")
+    frame = metadata(result, "backup_lists")
     assert frame["rows"] == loaded and frame["rejected"] == 0
     first = min(b["id"] for vm in fetched for b in cloud.fleet.backups_of(vm))
-    assert str(first) in cells(frame["preview"])
+    assert str(first) in cells(frame["backups_preview"])
 
-    table = metadata(result, "backups")
-    assert (table["rows"], table["backups_seen"]) == (loaded, loaded)
+    assert metadata(result, "backups")["dagster/row_count"] == loaded
+    table = metadata(result, "sync_runs")
+    assert (table["dagster/row_count"], table["backups_seen"]) == (1, loaded)
     assert (table["vms_fetched"], table["vms_failed"], table["vms_vanished"]) == (len(fetched), 1, len(vanished))
     assert table["status"] == "partial" and table["retries"] >= 4
     assert {"status", "partial", "vms_failed"} <= cells(table["preview"])

@@ -3,42 +3,28 @@
 from __future__ import annotations
 
 import dataclasses
-import os
-import shutil
-import subprocess
-import sys
 from datetime import datetime, timezone
-from pathlib import Path
 
 import dagster as dg
 import pytest
 
-from pipeline.defs.sync_assets import backup_listings, backups, normalized_backups, sync_assets, virtual_machines
 from pipeline.defs.checks import asset_checks
-from pipeline.demo.cloud import DemoCloud
-from pipeline.defs.report_assets import report_assets
-from pipeline.defs.schedule import (
-    API_RETRY_POLICY,
-    SCHEDULE_NAME,
-    daily_schedule,
-    step_retry_policy,
-    sync_job,
-)
-from tests.conftest import SMALL_FLEET, run_failure_text
-
-ROOT = Path(__file__).resolve().parents[2]
-DAGSTER = str(Path(sys.executable).with_name("dagster"))
-
+from pipeline.defs.retry import step_retry_policy
+from pipeline.defs.schedule import SCHEDULE_NAME, daily_schedule, sync_job
+from pipeline.defs.settings import SettingsError, schedule_settings
+from pipeline.defs.table_assets import warehouse_tables
+from tests.conftest import ALL_ASSETS, SMALL_FLEET, dagster_cli, ledger, run_failure_text
 
 def test_the_schedule_defaults_to_two_in_the_morning_utc():
-    schedule = daily_schedule({})
+    schedule = daily_schedule(schedule_settings({}))
     assert (schedule.cron_schedule, schedule.execution_timezone) == ("0 2 * * *", "UTC")
     assert schedule.job_name == sync_job.name
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
 
 
 def test_the_schedule_reads_its_cron_and_zone_from_the_environment():
-    schedule = daily_schedule({"BACKUPS_SCHEDULE_CRON": "30 4 * * 1-5", "BACKUPS_SCHEDULE_TZ": "Europe/Amsterdam"})
+    schedule = daily_schedule(schedule_settings(
+        {"BACKUPS_SCHEDULE_CRON": "30 4 * * 1-5", "BACKUPS_SCHEDULE_TZ": "Europe/Amsterdam"}))
     assert (schedule.cron_schedule, schedule.execution_timezone) == ("30 4 * * 1-5", "Europe/Amsterdam")
 
 
@@ -52,8 +38,8 @@ def test_the_schedule_reads_its_cron_and_zone_from_the_environment():
     ],
 )
 def test_a_bad_schedule_setting_is_refused_by_name(environ, named):
-    with pytest.raises(ValueError, match=named):
-        daily_schedule(environ)
+    with pytest.raises(SettingsError, match=named):
+        daily_schedule(schedule_settings(environ))
 
 
 def test_the_code_location_has_the_job_the_schedule_and_every_check():
@@ -68,9 +54,9 @@ def test_the_code_location_has_the_job_the_schedule_and_every_check():
 
 
 def test_a_schedule_tick_runs_every_asset_and_every_check(harness):
-    schedule = daily_schedule({})
+    schedule = daily_schedule(schedule_settings({}))
     defs = dg.Definitions(
-        assets=[*sync_assets, *report_assets],
+        assets=ALL_ASSETS,
         asset_checks=asset_checks,
         jobs=[sync_job],
         schedules=[schedule],
@@ -92,47 +78,24 @@ def test_a_schedule_tick_runs_every_asset_and_every_check(harness):
 
 
 def test_only_the_api_steps_retry():
-    assert API_RETRY_POLICY == dg.RetryPolicy(max_retries=2, delay=30.0)
-    assert virtual_machines.op.retry_policy == API_RETRY_POLICY
-    assert backup_listings.op.retry_policy == API_RETRY_POLICY
-    # The normalizer and the writer fail the same way twice: retrying them only delays the alarm.
-    assert normalized_backups.op.retry_policy is None and backups.op.retry_policy is None
+    from pipeline.definitions import defs
+
+    policy = dg.RetryPolicy(max_retries=2, delay=30.0)
+    assert step_retry_policy(schedule_settings({})) == policy
+    graph = defs.resolve_asset_graph()
+    assert graph.get(dg.AssetKey("vm_list")).assets_def.op.retry_policy == policy
+    assert graph.get(dg.AssetKey("backup_lists")).assets_def.op.retry_policy == policy
+    # The writer fails the same way twice: retrying it only delays the alarm.
+    assert warehouse_tables.op.retry_policy is None
 
 
 def test_the_step_retry_policy_reads_the_environment():
-    policy = step_retry_policy({"BACKUPS_STEP_RETRIES": "5", "BACKUPS_STEP_RETRY_DELAY": "0.5"})
+    policy = step_retry_policy(schedule_settings({"BACKUPS_STEP_RETRIES": "5", "BACKUPS_STEP_RETRY_DELAY": "0.5"}))
     assert policy == dg.RetryPolicy(max_retries=5, delay=0.5)
     # Words, a negative wait, and "inf" (a step that would wait forever) are refused by name.
     for bad in ("half a minute", "-5", "inf"):
-        with pytest.raises(ValueError, match="BACKUPS_STEP_RETRY_DELAY"):
-            step_retry_policy({"BACKUPS_STEP_RETRY_DELAY": bad})
-
-
-def dagster_cli(args: list[str], tmp_path: Path, cloud: DemoCloud, **env: str) -> subprocess.CompletedProcess:
-    """Run the dagster CLI on this code location against the cloud, with a DAGSTER_HOME of its own."""
-    home = tmp_path / "dagster_home"
-    home.mkdir(exist_ok=True)
-    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
-    variables = {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "ONAPP_API_URL": cloud.url,
-        "ONAPP_API_USER": cloud.config.user,
-        "ONAPP_API_KEY": cloud.config.api_key,
-        "BACKUPS_DB": str(tmp_path / "backups.duckdb"),
-        "BACKUPS_REPORTS_DIR": str(tmp_path / "reports"),
-        **env,
-    }
-    return subprocess.run(
-        [DAGSTER, *args], cwd=ROOT, env=variables, capture_output=True, text=True, timeout=180
-    )
-
-
-def ledger(tmp_path: Path) -> list[tuple]:
-    import duckdb
-
-    with duckdb.connect(str(tmp_path / "backups.duckdb"), read_only=True) as con:
-        return con.execute("SELECT status, message FROM sync_runs").fetchall()
+        with pytest.raises(SettingsError, match="BACKUPS_STEP_RETRY_DELAY"):
+            schedule_settings({"BACKUPS_STEP_RETRY_DELAY": bad})
 
 
 @pytest.mark.slow
@@ -150,7 +113,7 @@ def test_a_vm_list_that_cannot_be_read_is_retried_when_it_may_pass_and_recorded_
 ):
     cloud = make_cloud(dataclasses.replace(SMALL_FLEET, **fault))
     run = dagster_cli(
-        ["asset", "materialize", "-m", "pipeline.definitions", "--select", "virtual_machines"],
+        ["asset", "materialize", "-m", "pipeline.definitions", "--select", "vm_list"],
         tmp_path, cloud, ONAPP_RETRIES="0", BACKUPS_STEP_RETRY_DELAY="0",
     )
     output = run.stdout + run.stderr

@@ -14,9 +14,10 @@ import duckdb
 import pandas as pd
 import pytest
 
-from pipeline.records.normalize import normalize_backups
+from pipeline.records.normalize import VM_FIELDS, reference_frame
 from pipeline.warehouse.sql_files import run_sql
-from pipeline.warehouse.load import VM_ERROR_COLUMNS, SyncBatch, write_sync
+from pipeline.warehouse.load import write_sync
+from pipeline.warehouse.staging import RunStaging, stage_in_memory
 from pipeline.warehouse.connection import WarehouseBusy, migrate, migration_files, open_warehouse, view_files
 from tests.conftest import SyncHarness, run_failure_text
 
@@ -66,13 +67,12 @@ def test_a_changed_report_view_is_reapplied(tmp_path):
         assert con.execute("SELECT count(*) FROM " + Path(name).stem).fetchall() == [(0,)]
 
 
-def _batch(run_id: str, listings: dict, owners: dict) -> SyncBatch:
-    normalized = normalize_backups(listings, owners)
-    vms = pd.DataFrame({"id": list(listings), "identifier": None, "label": None, "hostname": None,
-                        "user_id": [owners[vm] for vm in listings], "status": "ok"})
-    return SyncBatch(run_id=run_id, started_at=datetime.now(timezone.utc), source_url="test", format="json",
-                     vms=vms, backups=normalized.frame, rejects=normalized.rejects,
-                     vm_errors=pd.DataFrame(columns=VM_ERROR_COLUMNS))
+def _staged(root: Path, run_id: str, listings: dict, owners: dict) -> RunStaging:
+    staging = RunStaging(root, run_id)
+    vms = reference_frame([{"id": vm, "user_id": owners[vm]} for vm in listings], VM_FIELDS)
+    stage_in_memory(staging, listed_at=datetime.now(timezone.utc), source="test", api_format="json",
+                    vms=vms, listings=listings)
+    return staging
 
 
 @pytest.mark.parametrize("order", [(1, 2), (2, 1)])
@@ -82,7 +82,8 @@ def test_an_id_listed_under_two_vms_resolves_to_one_row_deterministically(tmp_pa
     listings = {vm: listings[vm] for vm in order}
     with open_warehouse(tmp_path / "w.duckdb") as con:
         for run in ("a", "b"):
-            summary = write_sync(con, _batch(run, listings, {1: 11, 2: 22}), warehouse_path="w")
+            staging = _staged(tmp_path / "staging", run, listings, {1: 11, 2: 22})
+            summary = write_sync(con, run, staging, warehouse_path="w")
             rows = con.execute("SELECT id, virtual_machine_id, backup_size, owner_user_id FROM backups ORDER BY id")
             assert rows.fetchall() == [(7, 1, 100, 11), (8, 2, 1, 22)]
         assert summary.backups_seen == 2 and summary.backups_changed == 0
@@ -145,23 +146,22 @@ _WRITER = textwrap.dedent(
     """
     import sys
     from datetime import datetime, timezone
-    import pandas as pd
-    from pipeline.records.normalize import normalize_backups
-    from pipeline.warehouse.load import SyncBatch, VM_ERROR_COLUMNS, write_sync
+    from pathlib import Path
+    from pipeline.records.normalize import VM_FIELDS, reference_frame
+    from pipeline.warehouse.load import write_sync
     from pipeline.warehouse.connection import open_warehouse
+    from pipeline.warehouse.staging import RunStaging, stage_in_memory
 
     db, vms, per_vm = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     listings = {vm: [{"id": 10_000_000 + vm * per_vm + i, "backup_size": 5, "note": "x" * 200}
                      for i in range(per_vm)] for vm in range(1, vms + 1)}
-    normalized = normalize_backups(listings, {vm: 1 for vm in listings})
-    frame = pd.DataFrame({"id": list(listings), "identifier": None, "label": None, "hostname": None,
-                          "user_id": 1, "status": "ok"})
-    batch = SyncBatch(run_id=sys.argv[4], started_at=datetime.now(timezone.utc), source_url="bulk",
-                      format="json", vms=frame, backups=normalized.frame, rejects=normalized.rejects,
-                      vm_errors=pd.DataFrame(columns=VM_ERROR_COLUMNS))
+    staging = RunStaging(Path(db).parent / "staging", sys.argv[4])
+    stage_in_memory(staging, listed_at=datetime.now(timezone.utc), source="bulk", api_format="json",
+                    vms=reference_frame([{"id": vm, "user_id": 1} for vm in listings], VM_FIELDS),
+                    listings=listings)
     with open_warehouse(db) as con:
         print("writing", flush=True)
-        write_sync(con, batch, warehouse_path=db)
+        write_sync(con, sys.argv[4], staging, warehouse_path=db)
     print("done", flush=True)
     """
 )

@@ -1,0 +1,152 @@
+"""Every setting of the job read from the environment once, where the code location is built, and validated."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import dagster as dg
+import pydantic
+
+from pipeline.defs.resources import ChecksResource, OnAppResource, ReportsResource, WarehouseResource
+
+# The documented variables, each the field of one resource: (resource key, field).
+VARIABLES: dict[str, tuple[str, str]] = {
+    "ONAPP_API_URL": ("onapp", "api_url"),
+    "ONAPP_API_USER": ("onapp", "user"),
+    "ONAPP_API_KEY": ("onapp", "api_key"),
+    "ONAPP_API_FORMAT": ("onapp", "api_format"),
+    "ONAPP_MAX_CONCURRENCY": ("onapp", "max_concurrency"),
+    "ONAPP_PER_PAGE": ("onapp", "per_page"),
+    "ONAPP_MAX_PAGES": ("onapp", "max_pages"),
+    "ONAPP_RETRIES": ("onapp", "retries"),
+    "ONAPP_BACKOFF_FACTOR": ("onapp", "backoff_factor"),
+    "ONAPP_BACKOFF_MAX": ("onapp", "backoff_max"),
+    "ONAPP_BACKOFF_JITTER": ("onapp", "backoff_jitter"),
+    "ONAPP_CONNECT_TIMEOUT": ("onapp", "connect_timeout"),
+    "ONAPP_READ_TIMEOUT": ("onapp", "read_timeout"),
+    "ONAPP_CA_BUNDLE": ("onapp", "ca_bundle"),
+    "ONAPP_PROGRESS_SECONDS": ("onapp", "progress_seconds"),
+    "BACKUPS_DB": ("warehouse", "path"),
+    "BACKUPS_STAGING_DIR": ("warehouse", "staging_dir"),
+    "BACKUPS_LOCK_TIMEOUT": ("warehouse", "lock_timeout_s"),
+    "BACKUPS_MAX_FAILED_FRACTION": ("warehouse", "max_failed_fraction"),
+    "BACKUPS_DUCKDB_MEMORY_LIMIT": ("warehouse", "memory_limit"),
+    "BACKUPS_REPORTS_DIR": ("reports", "reports_dir"),
+    "BACKUPS_EXPORT_FORMATS": ("reports", "export_formats"),
+    "BACKUPS_MAX_SWING_PCT": ("checks", "max_swing_pct"),
+    "BACKUPS_MAX_AGE_HOURS": ("checks", "max_age_hours"),
+}
+# Comma-separated lists, split before validation.
+_LISTS = {"BACKUPS_EXPORT_FORMATS"}
+# Words folded to lower case: `XML` and `Parquet` mean what they say.
+_LOWERED = {"ONAPP_API_FORMAT", "BACKUPS_EXPORT_FORMATS"}
+_RESOURCES = {"onapp": OnAppResource, "warehouse": WarehouseResource, "reports": ReportsResource,
+              "checks": ChecksResource}
+
+
+class SettingsError(ValueError):
+    """A setting with a value the job cannot use; the message is one line naming the variable and value."""
+
+
+@dataclass(frozen=True)
+class ScheduleSettings:
+    """When the job runs and how its API steps retry (definition-time settings, not resources)."""
+
+    cron: str = "0 2 * * *"
+    timezone: str = "UTC"
+    step_retries: int = 2
+    step_retry_delay_s: float = 30.0
+
+
+class _ScheduleModel(pydantic.BaseModel):
+    cron: str = pydantic.Field(min_length=1)
+    timezone: str = pydantic.Field(min_length=1)
+    step_retries: int = pydantic.Field(ge=0, le=100)
+    step_retry_delay_s: float = pydantic.Field(ge=0, allow_inf_nan=False)
+
+
+_SCHEDULE_VARIABLES = {
+    "BACKUPS_SCHEDULE_CRON": "cron",
+    "BACKUPS_SCHEDULE_TZ": "timezone",
+    "BACKUPS_STEP_RETRIES": "step_retries",
+    "BACKUPS_STEP_RETRY_DELAY": "step_retry_delay_s",
+}
+
+
+def _given(environ: Mapping[str, str], variable: str) -> str | None:
+    raw = environ.get(variable)
+    return None if raw is None or not raw.strip() else raw.strip()
+
+
+def _value(variable: str, raw: str) -> Any:
+    text = raw.lower() if variable in _LOWERED else raw
+    return [part.strip() for part in text.split(",") if part.strip()] if variable in _LISTS else text
+
+
+def _fail(error: pydantic.ValidationError, variables: Mapping[str, str], environ: Mapping[str, str]) -> SettingsError:
+    detail = error.errors()[0]
+    field = str(detail["loc"][0]) if detail.get("loc") else ""
+    variable = variables.get(field, field)
+    shown = "(hidden)" if variable == "ONAPP_API_KEY" else repr(environ.get(variable, ""))
+    return SettingsError(f"{variable}={shown}: {detail['msg']}")
+
+
+def build_resources(environ: Mapping[str, str]) -> dict[str, dg.ConfigurableResource]:
+    """The job's resources from the environment; without ONAPP_API_URL, the embedded demo cloud.
+
+    Raises:
+        SettingsError: a variable's value is out of bounds or of the wrong kind (the message names it).
+    """
+    fields: dict[str, dict[str, Any]] = {name: {} for name in _RESOURCES}
+    for variable, (resource, field) in VARIABLES.items():
+        raw = _given(environ, variable)
+        if raw is not None:
+            fields[resource][field] = _value(variable, raw)
+    if "api_key" in fields["onapp"]:
+        # Resolved when a run starts, so the key's value never sits in the code location's definitions.
+        fields["onapp"]["api_key"] = dg.EnvVar("ONAPP_API_KEY")
+    classes = dict(_RESOURCES)
+    if not fields["onapp"].get("api_url"):
+        from pipeline.defs.demo_resource import DemoOnAppResource, demo_settings
+
+        classes["onapp"] = DemoOnAppResource
+        fields["onapp"]["demo"] = demo_settings(environ)
+    resources = {}
+    for name, cls in classes.items():
+        by_field = {field: variable for variable, (resource, field) in VARIABLES.items() if resource == name}
+        try:
+            resources[name] = cls(**fields[name])
+        except pydantic.ValidationError as error:
+            raise _fail(error, by_field, environ) from None
+    _check_url(resources["onapp"])
+    return resources
+
+
+def _check_url(onapp: OnAppResource) -> None:
+    if onapp.is_demo:
+        return
+    parts = urlsplit(onapp.api_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise SettingsError(f"ONAPP_API_URL={onapp.api_url!r}: not an http(s) URL")
+    if parts.password is not None or parts.username is not None:
+        # Credentials in the URL would leak into every error message.
+        raise SettingsError("ONAPP_API_URL carries credentials: put them in ONAPP_API_USER and ONAPP_API_KEY")
+
+
+def schedule_settings(environ: Mapping[str, str]) -> ScheduleSettings:
+    """The schedule's cron and zone and the API steps' retry policy from the environment.
+
+    Raises:
+        SettingsError: a variable's value is out of bounds or of the wrong kind (the message names it).
+    """
+    values = {field: _given(environ, variable) for variable, field in _SCHEDULE_VARIABLES.items()}
+    defaults = ScheduleSettings()
+    given = {field: value if value is not None else getattr(defaults, field) for field, value in values.items()}
+    try:
+        model = _ScheduleModel(**given)
+    except pydantic.ValidationError as error:
+        raise _fail(error, {f: v for v, f in _SCHEDULE_VARIABLES.items()}, environ) from None
+    return ScheduleSettings(**model.model_dump())
