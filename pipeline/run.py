@@ -22,7 +22,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline.run", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="Dagster's full log, tracebacks included")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s", stream=sys.stdout)
+    # Each retry is counted in the run's metadata and the ledger; a line per retry would drown the log.
+    logging.getLogger("urllib3").setLevel(logging.ERROR)
     try:
         from pipeline.definitions import defs
     except SettingsError as error:

@@ -1,0 +1,69 @@
+"""The code map holds: plain libraries never import Dagster or its wiring, the simulator stays behind its resource."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PIPELINE = Path(__file__).resolve().parents[1] / "pipeline"
+LIBRARIES = ("onapp", "demo", "records", "warehouse", "reports")
+MAX_LINES = 320  # "about 300": a module past it has two jobs
+
+
+def imported(path: Path) -> set[str]:
+    """Every module a file imports, by its full dotted name."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def modules() -> list[Path]:
+    return sorted(PIPELINE.rglob("*.py"))
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_a_plain_library_imports_neither_dagster_nor_the_wiring(library):
+    offending = {
+        str(path.relative_to(PIPELINE)): sorted(
+            name for name in imported(path)
+            if name.split(".")[0] == "dagster" or name.startswith(("pipeline.defs", "pipeline.definitions",
+                                                                   "pipeline.run"))
+        )
+        for path in (PIPELINE / library).rglob("*.py")
+    }
+    assert {path: names for path, names in offending.items() if names} == {}
+
+
+def test_the_simulator_is_imported_only_by_its_resource():
+    importers = {str(path.relative_to(PIPELINE)) for path in modules()
+                 if not path.is_relative_to(PIPELINE / "demo")
+                 and any(name.startswith("pipeline.demo") for name in imported(path))}
+    assert importers == {"defs/demo_resource.py"}
+
+
+def test_libraries_depend_one_way():
+    # records <- warehouse; onapp and records never reach into the warehouse or the reports.
+    allowed = {
+        "onapp": set(), "records": set(), "demo": set(),
+        "warehouse": {"records"}, "reports": set(),
+    }
+    found = {}
+    for library in LIBRARIES:
+        for path in (PIPELINE / library).rglob("*.py"):
+            others = {name.split(".")[1] for name in imported(path)
+                      if name.startswith("pipeline.") and name.split(".")[1] != library}
+            if others - allowed[library] - {"sql"}:
+                found[str(path.relative_to(PIPELINE))] = sorted(others - allowed[library])
+    assert found == {}
+
+
+def test_no_module_outgrows_one_job():
+    long = {str(path.relative_to(PIPELINE)): n for path in modules()
+            if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
+    assert long == {}
