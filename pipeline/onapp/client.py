@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 import logging
+import numbers
 from collections.abc import Iterable
 from typing import Any
 
-from pipeline.onapp.errors import ApiError, BadPayload, CredentialsRefused, PaginationError, VmVanished
+from pipeline.onapp.errors import (
+    ApiError,
+    BadPayload,
+    CredentialsRefused,
+    PaginationError,
+    RedirectRefused,
+    RequestDeadlineExceeded,
+    ResponseTooLarge,
+    VmVanished,
+)
+from pipeline.onapp.escape import printable
 from pipeline.onapp.fanout import FetchReport, ListingConsumer, fan_out
-from pipeline.onapp.paging import list_all_virtual_machines
+from pipeline.onapp.paging import BIGINT_MAX, list_all_virtual_machines
 from pipeline.onapp.session import ApiSession, ClientSettings
 
 # The pipeline's wiring imports the client and what it raises and returns from this one module.
-__all__ = ["ApiError", "ClientSettings", "CredentialsRefused", "FetchReport", "OnAppClient", "PaginationError"]
+__all__ = [
+    "ApiError", "ClientSettings", "CredentialsRefused", "FetchReport", "OnAppClient", "PaginationError",
+    "RedirectRefused", "RequestDeadlineExceeded", "ResponseTooLarge", "printable",
+]  # fmt: skip
 
 logger = logging.getLogger("pipeline.onapp.client")
 
@@ -63,9 +77,12 @@ class OnAppClient:
 
         Raises:
             VmVanished: The VM answered 404 (deleted after it was listed).
+            ValueError: ``vm_id`` is not an integer from 0 to 2**63-1 (a boolean is not an id).
         """
+        if isinstance(vm_id, bool) or not isinstance(vm_id, numbers.Integral) or not 0 <= vm_id <= BIGINT_MAX:
+            raise ValueError(f"not a VM id: {printable(repr(vm_id), 60)}")
         try:
-            items, _ = self._api.get_list(f"virtual_machines/{vm_id}/backups/images", "backup")
+            items, _ = self._api.get_list(f"virtual_machines/{int(vm_id)}/backups/images", "backup")
         except ApiError as exc:
             if exc.status == 404 and not isinstance(exc, BadPayload):
                 raise VmVanished(vm_id) from None

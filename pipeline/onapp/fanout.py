@@ -16,13 +16,23 @@ import requests
 from urllib3.exceptions import MaxRetryError
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
-from pipeline.onapp.errors import ApiError, BadPayload, VmVanished
+from pipeline.onapp.errors import (
+    ApiError,
+    BadPayload,
+    CredentialsRefused,
+    RedirectRefused,
+    ResponseTooLarge,
+    VmVanished,
+)
+from pipeline.onapp.escape import printable
 from pipeline.onapp.session import Counters
 
 # VMs submitted but not yet consumed, per worker: enough queued work to keep every
 # worker busy between two wake-ups of the consumer, few enough that a slow consumer
 # holds only a handful of listings in memory.
 AHEAD_PER_WORKER = 4
+# A failed VM's message is one line of a log and a table.
+MESSAGE_CHARS = 300
 
 Records = list[dict[str, Any]]
 ListingConsumer = Callable[[int, Records], None]
@@ -36,8 +46,12 @@ class VmOutcome:
     status: Literal["ok", "vanished", "failed"]
     backups: Records = field(default_factory=list)
     http_status: int | None = None
-    error_kind: str | None = None  # http_500, bad_payload, timeout, connection
-    message: str | None = None
+    error_kind: str | None = None  # http_500, bad_payload, too_large, redirect, timeout, connection, client_error
+    message: str | None = None  # escaped: safe for one log line
+
+    def __post_init__(self) -> None:
+        if self.message is not None:
+            self.message = printable(self.message, MESSAGE_CHARS)
 
 
 @dataclass
@@ -73,12 +87,23 @@ def fetch_outcome(list_backups: Callable[[int], Records], vm_id: int) -> VmOutco
         return VmOutcome(vm_id, "ok", list_backups(vm_id), 200)
     except VmVanished:
         return VmOutcome(vm_id, "vanished", [], 404, None, "HTTP 404: deleted after it was listed")
+    except ResponseTooLarge as exc:
+        return VmOutcome(vm_id, "failed", [], exc.status, "too_large", exc.reason)
+    except RedirectRefused as exc:
+        return VmOutcome(vm_id, "failed", [], exc.status, "redirect", exc.reason)
     except BadPayload as exc:
-        return VmOutcome(vm_id, "failed", [], exc.status, "bad_payload", f"HTTP {exc.status}: {exc.snippet}")
+        why = f"{exc.reason}: " if exc.reason else ""
+        return VmOutcome(vm_id, "failed", [], exc.status, "bad_payload", f"HTTP {exc.status}: {why}{exc.snippet}")
     except ApiError as exc:
         return VmOutcome(vm_id, "failed", [], exc.status, f"http_{exc.status}", f"HTTP {exc.status}: {exc.snippet}")
     except requests.RequestException as exc:
-        return VmOutcome(vm_id, "failed", [], None, _error_kind(exc), str(exc)[:200])
+        return VmOutcome(vm_id, "failed", [], None, _error_kind(exc), str(exc))
+    except CredentialsRefused:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        # Whatever else one VM's answer provokes stays that VM's failure: the night goes on,
+        # and the failed-fraction threshold still stops a sync where it happens everywhere.
+        return VmOutcome(vm_id, "failed", [], None, "client_error", f"{type(exc).__name__}: {exc}")
 
 
 def fan_out(

@@ -8,6 +8,9 @@ from xml.etree.ElementTree import Element, ParseError
 import defusedxml
 import defusedxml.ElementTree as SafeET
 
+from pipeline.onapp.escape import printable
+from pipeline.onapp.secrets import MAX_DEPTH
+
 
 class RailsXmlError(ValueError):
     """The body is not a well-formed, safe Rails XML array document."""
@@ -37,20 +40,23 @@ def _key(element: Element) -> str:
     return element.tag.replace("-", "_")
 
 
-def _value(element: Element) -> Any:
-    """Turn one element into the value JSON would hold for it."""
+def _value(element: Element, depth: int) -> Any:
+    """Turn one element into the value JSON would hold for it; ``depth`` counts the containers around it."""
     if element.get("nil") == "true":
         return None
     kind = element.get("type", "")
     children = list(element)
+    if (kind in ("array", "hash") or children) and depth > MAX_DEPTH:
+        # Bounded recursion: expat builds a tree of any depth, this walk must not follow it.
+        raise RailsXmlError(f"nested deeper than {MAX_DEPTH} levels")
     if kind == "array":
-        return [_value(child) for child in children]
+        return [_value(child, depth + 1) for child in children]
     if kind == "hash" or children:
-        return {_key(child): _value(child) for child in children}
+        return {_key(child): _value(child, depth + 1) for child in children}
     try:
         return _typed_leaf(kind, element.text or "")
     except ValueError as exc:
-        raise RailsXmlError(f"bad <{element.tag} type={kind!r}> value: {exc}") from None
+        raise RailsXmlError(f"bad <{printable(element.tag, 40)} type={kind!r}> value: {exc}") from None
 
 
 def parse_rails_xml(body: bytes) -> list[dict[str, Any]]:
@@ -69,19 +75,21 @@ def parse_rails_xml(body: bytes) -> list[dict[str, Any]]:
     Raises:
         RailsXmlError: The document is malformed, uses a DTD or entities
             (refused: billion-laughs and external-entity attacks), its root is
-            not a ``type="array"`` element, or an item is not a record.
+            not a ``type="array"`` element, an item is not a record, or a record
+            nests more than MAX_DEPTH containers.
     """
     try:
         root = SafeET.fromstring(body, forbid_dtd=True)
     except (ParseError, defusedxml.DefusedXmlException) as exc:
         raise RailsXmlError(f"refused or malformed XML: {exc}") from None
     if root.get("type") != "array":
-        raise RailsXmlError(f"root <{root.tag}> is not a Rails array (type=\"array\")")
+        raise RailsXmlError(f"root <{printable(root.tag, 40)}> is not a Rails array (type=\"array\")")
     records = []
     for item in root:
         # An item without children is an empty record, not an empty string.
-        record = _value(item) if len(item) or item.get("nil") == "true" else {}
+        record = _value(item, 1) if len(item) or item.get("nil") == "true" else {}
         if not isinstance(record, dict):
-            raise RailsXmlError(f"array item <{item.tag}> of <{root.tag}> is not a record")
+            tags = f"<{printable(item.tag, 40)}> of <{printable(root.tag, 40)}>"
+            raise RailsXmlError(f"array item {tags} is not a record")
         records.append(record)
     return records

@@ -1,8 +1,8 @@
-"""One pooled, retrying HTTP session to the OnApp API: settings, counters, GET of one list, decoding."""
+"""One pooled, retrying HTTP session to the OnApp API: settings, counters, GET of one list within bounds."""
 
 from __future__ import annotations
 
-import json
+import math
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -10,16 +10,30 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.exceptions import InvalidHeader, MaxRetryError, ProtocolError
+from urllib3.exceptions import InvalidHeader, MaxRetryError, ProtocolError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
-from pipeline.onapp.errors import ApiError, BadPayload, CredentialsRefused
-from pipeline.onapp.rails_xml import parse_rails_xml
-from pipeline.onapp.secrets import body_snippet, strip_secrets
+from pipeline.onapp.body import BodyTooLarge, read_capped, read_prefix
+from pipeline.onapp.deadline import DeadlineAdapter, RequestClock, Watchdog, clock_of_thread, current_clock
+from pipeline.onapp.decode import decode_list
+from pipeline.onapp.errors import (
+    ApiError,
+    BadPayload,
+    CredentialsRefused,
+    RedirectRefused,
+    RequestDeadlineExceeded,
+    ResponseTooLarge,
+)
+from pipeline.onapp.escape import printable
+from pipeline.onapp.redirects import MAX_REDIRECTS, origin, redirect_target, shown_origin
+from pipeline.onapp.secrets import body_snippet
+
+__all__ = ["ApiSession", "ClientSettings", "Counters", "decode_list"]
 
 DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds
 RETRY_STATUSES = (429, 500, 502, 503, 504)
+# Decoded bytes of an error body read to quote it: the rest is never read.
+ERROR_BODY_BYTES = 4000
 
 
 @dataclass
@@ -41,6 +55,8 @@ class ClientSettings:
     read_timeout: float = DEFAULT_TIMEOUT[1]
     ca_bundle: str | None = None  # private CA; TLS is always verified
     progress_seconds: float = 5.0
+    max_response_mb: float = 64.0  # decoded size of one response, MiB
+    request_deadline: float = 120.0  # seconds one request may take, body included
 
     def __post_init__(self) -> None:
         if self.api_format not in ("json", "xml"):
@@ -50,7 +66,10 @@ class ClientSettings:
             raise ValueError("put credentials in ONAPP_API_USER/ONAPP_API_KEY, not in ONAPP_API_URL")
         if self.per_page < 1 or self.max_pages < 1 or self.max_concurrency < 1:
             raise ValueError("per_page, max_pages and max_concurrency must be at least 1")
-
+        for name in ("max_response_mb", "request_deadline"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a finite number above 0, not {value!r}")
 
 
 class Counters:
@@ -72,8 +91,12 @@ class _BodyUnusable(ProtocolError):
     """Marks a retry caused by the body (counts against the read budget, like a cut connection)."""
 
 
+class _BodyTimedOut(ReadTimeoutError):
+    """Marks a retry caused by the deadline passing while the body was read (the read budget too)."""
+
+
 class _CountingRetry(Retry):
-    """urllib3 Retry that tallies retries and never lets Retry-After stall or crash a run."""
+    """urllib3 Retry that tallies retries, ends each try's deadline, and never lets Retry-After stall or crash a run."""
 
     def __init__(self, *args: Any, counters: Counters | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -87,9 +110,17 @@ class _CountingRetry(Retry):
         if self.counters is not None:
             # A transport retry sends another request inside urllib3; a body retry
             # goes back through our loop, which counts its own requests.
-            transport = not isinstance(kwargs.get("error"), _BodyUnusable)
+            transport = not isinstance(kwargs.get("error"), (_BodyUnusable, _BodyTimedOut))
             self.counters.add(sent=int(transport), retried=1)
         return new
+
+    def sleep(self, response: Any = None) -> None:
+        # urllib3 drains a retried response's body before sleeping: the try (and its deadline)
+        # ends here, so the drain stays bounded and the backoff does not eat the next try's time.
+        clock = current_clock()
+        if clock is not None:
+            clock.end()
+        super().sleep(response)
 
     def get_retry_after(self, response: Any) -> float | None:
         # urllib3 already falls back to backoff for "0" or a past date, but raises
@@ -102,29 +133,27 @@ class _CountingRetry(Retry):
         return None if seconds is None else min(seconds, self.backoff_max)
 
 
-def decode_list(body: bytes, fmt: str, wrapper: str) -> list[dict[str, Any]]:
-    """Parse a list body in the format asked for, unwrapped and without secrets; anything else raises ValueError."""
-    if fmt == "xml":
-        items = parse_rails_xml(body)
-    else:
-        items = json.loads(body)
-        if not isinstance(items, list):
-            raise ValueError(f"expected a JSON array, got {type(items).__name__}")
-        items = [item.get(wrapper, item) if isinstance(item, dict) and len(item) == 1 else item for item in items]
-    if not all(isinstance(item, dict) for item in items):
-        raise ValueError("list items are not records")
-    return [strip_secrets(item) for item in items]
+class _TryFailed(Exception):
+    """One try of a list went wrong in a way the Retry budget covers; ``final`` is raised once it is spent."""
+
+    def __init__(self, marker: Exception, final: Exception) -> None:
+        super().__init__(str(marker))
+        self.marker, self.final = marker, final
 
 
 class ApiSession:
-    """A pooled ``requests.Session`` that GETs one list, retrying error statuses and unusable bodies alike."""
+    """A pooled ``requests.Session`` that GETs one list within bounds, retrying error statuses and bad bodies alike."""
 
     def __init__(self, settings: ClientSettings) -> None:
         self.settings = settings
         self.counters = Counters()
         self._base = settings.api_url.rstrip("/")
+        self._origin = origin(self._base)
         self._timeout = (settings.connect_timeout, settings.read_timeout)
         self._verify: bool | str = settings.ca_bundle or True
+        self._max_bytes = max(1, int(settings.max_response_mb * 2**20))
+        self._watchdog = Watchdog()
+        self._clocks = threading.local()
         n = settings.retries
         # other=0: errors that are neither connect, read nor status (TLS verification
         # failures among them) are not transient, so they are not retried.
@@ -135,7 +164,7 @@ class ApiSession:
             allowed_methods={"GET"}, respect_retry_after_header=True, raise_on_status=False,
             counters=self.counters,
         )  # fmt: skip
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=settings.max_concurrency, max_retries=self._retry)
+        adapter = DeadlineAdapter(pool_connections=1, pool_maxsize=settings.max_concurrency, max_retries=self._retry)
         self._session = requests.Session()
         self._session.mount("https://", adapter)
         self._session.mount("http://", adapter)
@@ -152,8 +181,9 @@ class ApiSession:
         return f"{self._base}/{path}.{self.settings.api_format}"
 
     def close(self) -> None:
-        """Close the pooled connections."""
+        """Close the pooled connections and stop the deadline's watchdog."""
         self._session.close()
+        self._watchdog.close()
 
     def get_list(
         self, path: str, wrapper: str, params: Mapping[str, Any] | None = None, *, admin: bool = False
@@ -173,31 +203,87 @@ class ApiSession:
             CredentialsRefused: The key was refused on a data call.
             ApiError: An error status after retries.
             BadPayload: An unusable body after retries.
+            ResponseTooLarge: The decoded body passed ``max_response_mb`` (not retried).
+            RedirectRefused: A redirect off the API's origin, or too many (not retried).
+            RequestDeadlineExceeded: No complete answer within ``request_deadline``, after retries.
         """
         url = self.url(path)
         retry: Retry = self._retry
-        while True:
-            response = self._session.get(url, params=params, timeout=self._timeout, verify=self._verify, stream=True)
-            self.counters.add(sent=1)
-            status = response.status_code
+        with clock_of_thread(self._clock()) as clock:
+            while True:
+                try:
+                    return self._try(url, params, wrapper, admin, clock)
+                except _TryFailed as failed:
+                    # A 200 that is not the list (HTML, cut off, not a list) is as transient
+                    # as a 503: spend the same retry budget, with the same backoff.
+                    try:
+                        retry = retry.increment("GET", url, error=failed.marker)
+                    except MaxRetryError:
+                        raise failed.final from None
+                    retry.sleep()
+
+    def _clock(self) -> RequestClock:
+        # One per thread, reused: the watchdog's queue holds few distinct clocks.
+        clock = getattr(self._clocks, "clock", None)
+        if clock is None:
+            clock = self._clocks.clock = RequestClock(self._watchdog, self.settings.request_deadline)
+        return clock
+
+    def _try(
+        self, url: str, params: Mapping[str, Any] | None, wrapper: str, admin: bool, clock: RequestClock
+    ) -> tuple[list[dict[str, Any]], Mapping[str, str]]:
+        try:
+            response = self._get(url, params)
+        except requests.RequestException:
+            if clock.fired:
+                raise RequestDeadlineExceeded(url, clock.seconds) from None
+            raise
+        status = response.status_code
+        cut: requests.RequestException | None = None
+        try:
             if status in (401, 403) and not admin:
-                response.close()
                 raise CredentialsRefused(status, url, self.settings.user)
-            body = b""
             try:
-                body = response.content
                 if status >= 400:
-                    raise ApiError(status, body_snippet(body), url)
+                    body = read_prefix(response, ERROR_BODY_BYTES)
+                else:
+                    body = read_capped(response, self._max_bytes)
+            except BodyTooLarge:
+                raise ResponseTooLarge(status, url, self._max_bytes) from None
+            except requests.RequestException as exc:  # cut connection, broken gzip
+                body, cut = b"", exc
+            # A body read to its end has put the connection back in the pool, where another thread may
+            # take it: the try's clock lets go of the socket now, not after decoding.
+            if clock.end():
+                deadline = RequestDeadlineExceeded(url, clock.seconds)
+                raise _TryFailed(_BodyTimedOut(None, url, str(deadline)), deadline)
+            if status >= 400:
+                raise ApiError(status, body_snippet(body), url)
+            try:
+                if cut is not None:
+                    raise ValueError(f"body cut off ({type(cut).__name__})")
                 if "html" in response.headers.get("Content-Type", "").lower():
                     raise ValueError("HTML page instead of data (a proxy or login page)")
                 return decode_list(body, self.settings.api_format, wrapper), response.headers
-            except (ValueError, requests.RequestException) as exc:  # RailsXmlError, JSONDecodeError: ValueError
-                # A 200 that is not the list (HTML, cut off, not a list) is as transient
-                # as a 503: spend the same retry budget, with the same backoff.
-                try:
-                    retry = retry.increment("GET", url, error=_BodyUnusable(str(exc)[:200]))
-                except MaxRetryError:
-                    raise BadPayload(status, body_snippet(body), url) from None
-                retry.sleep()
-            finally:
-                response.close()
+            except ValueError as exc:  # RailsXmlError, JSONDecodeError, TooDeep: ValueError
+                reason = printable(exc, 200)
+                raise _TryFailed(_BodyUnusable(reason), BadPayload(status, body_snippet(body), url, reason)) from None
+        finally:
+            response.close()
+            clock.end()
+
+    def _get(self, url: str, params: Mapping[str, Any] | None) -> requests.Response:
+        """GET, following redirects that stay on the API's origin; any other redirect raises RedirectRefused."""
+        for _ in range(MAX_REDIRECTS + 1):
+            response = self._session.get(
+                url, params=params, timeout=self._timeout, verify=self._verify, stream=True, allow_redirects=False
+            )
+            self.counters.add(sent=1)
+            target = redirect_target(response)
+            if target is None:
+                return response
+            response.close()
+            if origin(target) != self._origin:
+                raise RedirectRefused(response.status_code, url, f"redirect to another origin ({shown_origin(target)})")
+            url, params = target, None  # the target carries its own query
+        raise RedirectRefused(response.status_code, url, f"more than {MAX_REDIRECTS} redirects")

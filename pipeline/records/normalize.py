@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -13,22 +12,25 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.records.schema import (
-    BACKUP_FIELDS,
-    EXTRA_COLUMN,
-    KNOWN_SOURCE_KEYS,
-    PANDAS_DTYPES,
-    Column,
-    column_names,
-    frame_dtypes,
+from pipeline.records.reference import BACKUP_SERVER_FIELDS, USER_FIELDS, VM_FIELDS, reference_frame
+from pipeline.records.schema import BACKUP_FIELDS, EXTRA_COLUMN, KNOWN_SOURCE_KEYS, Column, column_names, frame_dtypes
+from pipeline.records.values import (
+    NOT_TEXT,
+    NOT_VALID,
+    OUT_OF_RANGE,
+    convert,
+    escaped_text,
+    json_text,
+    source_values,
 )
 
-REJECT_COLUMNS = ["virtual_machine_id", "backup_id", "reason", "raw_record"]
+# The reference lists are read from here by the pipeline's wiring.
+__all__ = [
+    "BACKUP_SERVER_FIELDS", "USER_FIELDS", "VM_FIELDS", "NormalizedBackups", "empty_frame", "normalize_backups",
+    "reference_frame",
+]  # fmt: skip
 
-_BOOL_VALUES = {
-    True: True, False: False, 1: True, 0: False,
-    "true": True, "false": False, "1": True, "0": False, "t": True, "f": False,
-}
+REJECT_COLUMNS = ["virtual_machine_id", "backup_id", "reason", "raw_record"]
 
 # Before API 4.2 the auto-backup period rode in backup_type ("days-autobackup").
 _AUTOBACKUP_SUFFIX = "-autobackup"
@@ -71,14 +73,15 @@ def normalize_backups(
     for column in BACKUP_FIELDS:
         converted = _convert_arrow(arrays, column)
         if converted is None:
-            # Values of unexpected types: the per-value path decides exactly as it always did.
-            source = _first_present(_raw_frame(records, list(column.keys)), column)
-            typed, bad = _convert(source, column)
-            missing = source.isna()
+            # Values of unexpected types, or out of range: the per-value path decides.
+            source = source_values(records, column)
+            (typed, why), missing = convert(source, column), source.isna()
         else:
-            (typed, bad), missing = converted
+            typed, why, missing = converted
+        if why is not None:
+            for kind, reason in _reasons(column).items():
+                problems = _add_problem(problems, why == kind, reason)
         out[column.name] = typed
-        problems = _add_problem(problems, bad, f"{column.name} is not a valid {column.kind}")
         if column.required:
             problems = _add_problem(problems, missing, f"no {column.name}")
     del arrays
@@ -101,103 +104,69 @@ def normalize_backups(
     return NormalizedBackups(frame, rejects)
 
 
-# Arrow reads every source key in one pass over the records (a pass per column in Python was
-# most of the time). Integers go through float64 as pd.to_numeric did, and only come out when
-# every value is whole and within 2**53, where that is exact; other values take the old path.
-_ARROW_KINDS = {"int": pa.float64(), "str": pa.large_string(), "bool": pa.bool_(), "timestamp": pa.large_string()}
-_ARROW_SOURCE = pa.struct([(key, _ARROW_KINDS[c.kind]) for c in BACKUP_FIELDS for key in c.keys])
-_EXACT_INT = 2.0**53
+# Arrow reads every source key in one pass over the records (a pass per column in Python was most
+# of the time). Arrow would truncate a float into int64, so an integer key goes through Arrow only
+# when it holds nothing but Python ints; any other key of an integer column, and a key past BIGINT,
+# takes the per-value path.
+_ARROW_KINDS = {"int": pa.int64(), "str": pa.large_string(), "bool": pa.bool_(), "timestamp": pa.large_string()}
+_SOURCE_KEYS = [(key, c.kind) for c in BACKUP_FIELDS for key in c.keys]
+_PLAIN_INT_TYPES = frozenset({int, type(None)})  # type(True) is bool: a boolean is not plain
 _PANDAS_OF_ARROW = {pa.bool_(): pd.BooleanDtype(), pa.large_string(): pd.StringDtype()}.get
+# Text Arrow cannot encode (a lone surrogate) fails the conversion like a wrong type.
+_NOT_ARROW = (pa.ArrowException, OverflowError, UnicodeError)
+
+
+def _reasons(column: Column) -> dict[str, str]:
+    return {
+        NOT_VALID: f"{column.name} is not a valid {column.kind}",
+        OUT_OF_RANGE: f"{column.name} is out of range (BIGINT)",
+        NOT_TEXT: f"{column.name} is not valid text (lone surrogate)",
+    }
 
 
 def _arrow_sources(records: Sequence[dict]) -> dict[str, pa.Array | None]:
     """Each source key's values as an Arrow array; None for a key whose values do not fit its kind."""
+    arrays: dict[str, pa.Array | None] = dict.fromkeys(key for key, _ in _SOURCE_KEYS)
+    usable = [
+        (key, _ARROW_KINDS[kind]) for key, kind in _SOURCE_KEYS
+        if kind != "int" or set(map(type, map(dict.get, records, repeat(key)))) <= _PLAIN_INT_TYPES
+    ]  # fmt: skip
+    source = pa.struct(usable)
     try:
-        table = pa.array(records, type=_ARROW_SOURCE)
-        return {field.name: table.field(field.name) for field in _ARROW_SOURCE}
-    except (pa.ArrowException, OverflowError):
+        table = pa.array(records, type=source)
+        return arrays | {field.name: table.field(field.name) for field in source}
+    except _NOT_ARROW:
         pass
-    arrays: dict[str, pa.Array | None] = {}
-    for field in _ARROW_SOURCE:
+    for field in source:
         try:
             arrays[field.name] = pa.array(map(dict.get, records, repeat(field.name)), type=field.type)
-        except (pa.ArrowException, OverflowError):
+        except _NOT_ARROW:
             arrays[field.name] = None
     return arrays
 
 
 def _convert_arrow(
     arrays: Mapping[str, pa.Array | None], column: Column
-) -> tuple[tuple[pd.Series, pd.Series], pd.Series] | None:
-    """The column typed from Arrow, with its bad and missing masks; None when the old path must decide."""
+) -> tuple[pd.Series, pd.Series | None, pd.Series] | None:
+    """The column typed from Arrow, why values did not fit (None: all did), and its missing mask.
+
+    None when the per-value path must decide.
+    """
     found = [arrays[key] for key in column.keys]
     if any(array is None for array in found):
         return None
     array = found[0] if len(found) == 1 else pc.coalesce(*found)
     missing = pd.Series(array.is_null().to_numpy(zero_copy_only=False))
     if column.kind == "timestamp":
-        # The same parser as before, on the same text: mixed offsets and 'Z' must agree.
-        source = pd.Series(array.to_numpy(zero_copy_only=False), dtype=object)
-        return _convert(source, column), missing
+        # The same parser as the per-value path, on the same text: mixed offsets and 'Z' must agree.
+        typed, why = convert(pd.Series(array.to_numpy(zero_copy_only=False), dtype=object), column)
+        return typed, why, missing
     if column.kind == "int":
         values = array.fill_null(0).to_numpy()
-        if not (np.isfinite(values).all() and (values == np.trunc(values)).all()
-                and np.abs(values).max(initial=0) <= _EXACT_INT):
-            return None
-        typed = pd.Series(pd.arrays.IntegerArray(values.astype(np.int64), missing.to_numpy(copy=True)))
+        typed = pd.Series(pd.arrays.IntegerArray(values, missing.to_numpy(copy=True)))
     else:
         typed = array.to_pandas(types_mapper=_PANDAS_OF_ARROW)
-    return (typed, pd.Series(False, index=typed.index)), missing
-
-
-def _raw_frame(records: Sequence[dict], keys: list[str]) -> pd.DataFrame:
-    """The records' values under these keys, as DataFrame.from_records types them."""
-    raw = pd.DataFrame.from_records(records, columns=keys)
-    raw.index = pd.RangeIndex(len(raw))
-    return raw
-
-
-def _first_present(raw: pd.DataFrame, column: Column) -> pd.Series:
-    """The column's value from the first of its source keys the record has."""
-    present = [raw[key] for key in column.keys if key in raw.columns]
-    if not present:
-        return pd.Series(None, index=raw.index, dtype=object)
-    result = present[0].astype(object)
-    for other in present[1:]:
-        result = result.where(result.notna(), other.astype(object))
-    return result
-
-
-def _convert(source: pd.Series, column: Column) -> tuple[pd.Series, pd.Series]:
-    """Cast one raw column to its declared kind; also return where a present value did not fit."""
-    present = source.notna()
-    if column.kind == "int":
-        numbers = pd.to_numeric(source, errors="coerce")
-        # Old APIs send integers as strings ("8", "51.0"): accept them when integral.
-        integral = numbers.notna() & (numbers % 1 == 0)
-        typed = numbers.where(integral).astype("Float64").astype("Int64")
-        return typed, present & ~integral
-    if column.kind == "bool":
-        keys = source.map(lambda v: v.strip().lower() if isinstance(v, str) else v)
-        typed = keys.map(lambda v: _BOOL_VALUES.get(v) if _hashable(v) else None)
-        return typed.astype("boolean"), present & typed.isna()
-    if column.kind == "timestamp":
-        typed = pd.to_datetime(source, utc=True, errors="coerce", format="ISO8601")
-        return typed.astype("datetime64[us, UTC]"), present & typed.isna()
-    text = source.map(lambda v: v if isinstance(v, str) or v is None else _text(v))
-    return text.astype("string"), pd.Series(False, index=source.index)
-
-
-def _hashable(value: object) -> bool:
-    return isinstance(value, (str, bool, int, float)) or value is None
-
-
-def _text(value: object) -> str | None:
-    if isinstance(value, float) and np.isnan(value):
-        return None
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, sort_keys=True)
-    return str(value)
+    return typed, None, missing
 
 
 def _add_problem(problems: pd.Series, mask: pd.Series, reason: str) -> pd.Series:
@@ -224,22 +193,18 @@ def _split_legacy_backup_type(out: dict[str, pd.Series]) -> None:
 def _extra_json(records: Sequence[dict]) -> pd.Series:
     """Fields the schema does not name, as one JSON object per row (NULL when there are none)."""
     result = pd.Series(None, index=pd.RangeIndex(len(records)), dtype=object)
-    unknown = [key for key in set().union(*records) if key not in KNOWN_SOURCE_KEYS]
+    unknown = sorted(key for key in set().union(*records) if key not in KNOWN_SOURCE_KEYS)
     if not unknown:
         return result.astype("string")
     holds = np.zeros(len(records), dtype=bool)
     for key in unknown:
         holds |= np.fromiter(map(operator.contains, records, repeat(key)), dtype=bool, count=len(records))
     positions = np.flatnonzero(holds)
-    subset = [records[position] for position in positions]
-    if len(subset) < len(records):
-        # In a frame of all records the others are NaN there; one empty record types the columns alike.
-        subset.append({})
-    extras = _raw_frame(subset, unknown).astype(object)
-    has_any = extras.notna().any(axis=1).to_numpy()[: len(positions)]
-    columns = [extras[key].to_numpy()[: len(positions)][has_any] for key in unknown]
+    # The values themselves, not a frame of them: a frame would turn an integer column with gaps into floats.
+    rows = [tuple(map(records[position].get, unknown)) for position in positions]
     cache: dict = {}
-    result.iloc[positions[has_any]] = [_extra_text(unknown, row, cache) for row in zip(*columns)]
+    texts = [None if all(map(_missing, row)) else _extra_text(unknown, row, cache) for row in rows]
+    result.iloc[positions] = texts
     return result.astype("string")
 
 
@@ -253,7 +218,7 @@ def _extra_text(keys: list, row: tuple, cache: dict) -> str:
     plain = _PLAIN_TYPES.issuperset(kinds)
     if plain and (row, kinds) in cache:
         return cache[row, kinds]
-    text = json.dumps({k: v for k, v in zip(keys, row) if not _missing(v)}, sort_keys=True, default=str)
+    text = json_text({k: v for k, v in zip(keys, row) if not _missing(v)})
     if plain:
         cache[row, kinds] = text
     return text
@@ -276,36 +241,9 @@ def _rejects(
         rows.append(
             {
                 "virtual_machine_id": int(vm_ids.iat[position]),
-                "backup_id": None if backup_id is None else str(backup_id),
+                "backup_id": None if backup_id is None else escaped_text(backup_id),
                 "reason": problems.iat[position],
-                "raw_record": json.dumps(record, sort_keys=True, default=str),
+                "raw_record": json_text(record),
             }
         )
     return pd.DataFrame(rows, columns=REJECT_COLUMNS)
-
-
-# Reference lists (VMs, users, backup servers): the fields the warehouse keeps, nothing else.
-VM_FIELDS = (
-    Column("id", "int"), Column("identifier", "str"), Column("label", "str"),
-    Column("hostname", "str"), Column("user_id", "int"),
-)
-USER_FIELDS = (
-    Column("id", "int"), Column("login", "str"), Column("email", "str"),
-    Column("first_name", "str"), Column("last_name", "str"), Column("status", "str"),
-)
-BACKUP_SERVER_FIELDS = (
-    Column("id", "int"), Column("label", "str"), Column("ip_address", "str"),
-    Column("capacity", "int"), Column("enabled", "bool"), Column("backup_server_group_id", "int"),
-)
-
-
-def reference_frame(records: Sequence[dict], fields: Sequence[Column]) -> pd.DataFrame:
-    """A typed frame of the named fields; records whose id is missing or malformed are dropped."""
-    raw = pd.DataFrame.from_records(list(records)) if records else pd.DataFrame()
-    raw.index = pd.RangeIndex(len(raw))
-    out = {}
-    for column in fields:
-        typed, _ = _convert(_first_present(raw, column), column)
-        out[column.name] = typed.astype(PANDAS_DTYPES[column.kind])
-    frame = pd.DataFrame(out, columns=[c.name for c in fields])
-    return frame.loc[frame["id"].notna()].drop_duplicates(subset=["id"]).reset_index(drop=True)

@@ -29,3 +29,26 @@ def serve():
     for cloud, client in started:
         client.close()
         cloud.stop()
+
+
+@pytest.fixture
+def hostile():
+    """Start a hostile API in front of a demo cloud; return a factory giving (api, client); stop all afterwards."""
+    from tests.onapp.hostile_api import HostileApi
+
+    started: list[tuple[DemoCloud, HostileApi, OnAppClient]] = []
+
+    def start(config: DemoCloudConfig = DemoCloudConfig(vms=6), **knobs) -> tuple[HostileApi, OnAppClient]:
+        cloud = DemoCloud(config).start()
+        api = HostileApi(cloud).start()
+        settings = ClientSettings(api_url=api.url, user=cloud.config.user, api_key=cloud.config.api_key,
+                                  **{**FAST, **knobs})
+        client = OnAppClient(settings)
+        started.append((cloud, api, client))
+        return api, client
+
+    yield start
+    for cloud, api, client in started:
+        client.close()
+        api.stop()
+        cloud.stop()
