@@ -1,14 +1,4 @@
--- Soft-delete what a readable VM no longer lists, and the backups of VMs gone from the VM list or 404.
--- A VM whose list failed keeps its rows untouched; so does a listed record that was rejected.
-CREATE OR REPLACE TEMP TABLE deleted_now AS
-SELECT b.id
-FROM backups AS b
-WHERE b.deleted_at IS NULL
-  AND b.id NOT IN (SELECT id FROM staged)
-  AND b.id NOT IN (SELECT id FROM rejected_ids)
-  AND (b.virtual_machine_id IN (SELECT id FROM listed_vms WHERE status IN ('ok', 'vanished'))
-       OR b.virtual_machine_id NOT IN (SELECT id FROM listed_vms));
-
+-- Soft-delete what find_deleted_backups.sql found, and close those backups' open versions.
 UPDATE backups SET deleted_at = $synced_at WHERE id IN (SELECT id FROM deleted_now);
 
 UPDATE backup_versions SET valid_to = $synced_at

@@ -15,7 +15,14 @@ from pipeline.defs.metadata import preview, settings_table
 from pipeline.defs.resources import OnAppResource, WarehouseResource
 from pipeline.defs.retry import is_last_attempt
 from pipeline.defs.messages import describe_request_error
-from pipeline.onapp.client import ApiError, CredentialsRefused, FetchReport, PaginationError
+from pipeline.onapp.client import (
+    ApiError,
+    CredentialsRefused,
+    FetchReport,
+    PaginationError,
+    RedirectRefused,
+    ResponseTooLarge,
+)
 from pipeline.records.normalize import BACKUP_SERVER_FIELDS, USER_FIELDS, VM_FIELDS, normalize_backups, reference_frame
 from pipeline.warehouse.connection import SourceMismatch, check_source
 from pipeline.warehouse.load import record_failed_sync
@@ -119,7 +126,8 @@ def _record_unreadable_list(context: dg.AssetExecutionContext, onapp: OnAppResou
     message = f"the VM list could not be read: {describe_request_error(error, onapp.api_url if not onapp.is_demo else onapp.endpoint()[0])}"
     # Paging that cannot be followed, or a certificate that is not trusted, fails the same way on every
     # attempt: no step retry.
-    retryable = not isinstance(error, (PaginationError, requests.exceptions.SSLError))
+    retryable = not isinstance(error, (PaginationError, ResponseTooLarge, RedirectRefused,
+                                      requests.exceptions.SSLError))
     if retryable and not is_last_attempt(context):
         # The ledger holds one row per run: only the attempt that gives up records the failure.
         context.log.warning(f"{message} (attempt {context.retry_number + 1}; the step will retry)")

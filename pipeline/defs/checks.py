@@ -5,7 +5,6 @@ import duckdb
 import pandas as pd
 
 from pipeline.defs.metadata import preview
-from pipeline.defs.table_assets import WAREHOUSE_POOL
 from pipeline.defs.resources import ChecksResource, WarehouseResource
 from pipeline.warehouse.sql_files import query_sql
 
@@ -14,7 +13,7 @@ STORAGE_BY_BACKUP_SERVER = dg.AssetKey("storage_by_backup_server")
 LOADED = ("ok", "partial")  # the sync statuses that wrote data
 
 def _read(warehouse: WarehouseResource, name: str, params: dict | None = None) -> pd.DataFrame:
-    # Read-only: a check never migrates or locks out the writer for longer than its query.
+    # Read-only, on the published file: a check never waits for a sync, nor makes one wait.
     try:
         with warehouse.open(read_only=True) as con:
             return query_sql(con, f"checks/{name}", params)
@@ -44,20 +43,20 @@ def _no_sync_yet() -> dg.AssetCheckResult:
     return dg.AssetCheckResult(passed=True, metadata={"last_sync": "none yet"})
 
 
-@dg.asset_check(asset=BACKUPS, blocking=True, pool=WAREHOUSE_POOL)
+@dg.asset_check(asset=BACKUPS, blocking=True)
 def backup_ids_unique(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     """No backup id appears twice among the current (not deleted) rows."""
     # DuckDB's primary key forbids it; DuckLake has no primary keys, and a rewrite of the upsert may slip.
     return _none_found(_read(warehouse, "duplicate_backup_ids.sql"), count="duplicate_ids", rows="duplicates")
 
 
-@dg.asset_check(asset=BACKUPS, blocking=True, pool=WAREHOUSE_POOL)
+@dg.asset_check(asset=BACKUPS, blocking=True)
 def backup_sizes_not_negative(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     """No current backup has a negative size."""
     return _none_found(_read(warehouse, "negative_backup_sizes.sql"), count="negative_sizes", rows="backups")
 
 
-@dg.asset_check(asset=BACKUPS, blocking=True, pool=WAREHOUSE_POOL)
+@dg.asset_check(asset=BACKUPS, blocking=True)
 def failed_vms_under_threshold(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     """The share of VMs whose backups could not be read in the last sync is at most max_failed_fraction."""
     last = _last_sync(warehouse)
@@ -81,7 +80,7 @@ def failed_vms_under_threshold(warehouse: WarehouseResource) -> dg.AssetCheckRes
     )
 
 
-@dg.asset_check(asset=BACKUPS, pool=WAREHOUSE_POOL)
+@dg.asset_check(asset=BACKUPS)
 def no_rejected_records(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     """The last sync set no backup record aside as untrustworthy (a warning: the rest loaded)."""
     last = _last_sync(warehouse)
@@ -102,7 +101,7 @@ def _swing_pct(previous_kb: int, current_kb: int) -> float:
     return float("inf") if current_kb else 0.0
 
 
-@dg.asset_check(asset=STORAGE_BY_BACKUP_SERVER, pool=WAREHOUSE_POOL)
+@dg.asset_check(asset=STORAGE_BY_BACKUP_SERVER)
 def storage_swing_per_backup_server(warehouse: WarehouseResource, checks: ChecksResource) -> dg.AssetCheckResult:
     """No backup server's total storage moved by more than BACKUPS_MAX_SWING_PCT since the previous sync."""
     max_swing = checks.max_swing_pct
@@ -128,7 +127,7 @@ def storage_swing_per_backup_server(warehouse: WarehouseResource, checks: Checks
     )
 
 
-@dg.asset_check(asset=BACKUPS, pool=WAREHOUSE_POOL)
+@dg.asset_check(asset=BACKUPS)
 def last_sync_fresh(warehouse: WarehouseResource, checks: ChecksResource) -> dg.AssetCheckResult:
     """The last sync that loaded data (ok or partial) finished less than BACKUPS_MAX_AGE_HOURS ago."""
     max_age = checks.max_age_hours

@@ -1,38 +1,20 @@
-"""Report assets: each report view of the warehouse exported (CSV, optionally Parquet, some a PNG chart) after every sync."""
+"""Report assets: every report view exported from one read of the warehouse, as one folder swapped in whole."""
 
 import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import dagster as dg
+import duckdb
 
+from pipeline.defs.checks import LOADED
 from pipeline.defs.metadata import preview
-from pipeline.defs.table_assets import WAREHOUSE_POOL
 from pipeline.defs.resources import ReportsResource, WarehouseResource
-from pipeline.reports.export import REPORTS, export_report
-
-
-def _report_asset(name: str, description: str) -> dg.AssetsDefinition:
-    @dg.asset(name=name, group_name="reports", deps=REPORT_TABLES[name], kinds={"duckdb", "csv"},
-              description=description, pool=WAREHOUSE_POOL)
-    def _report(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
-                reports: ReportsResource) -> dg.MaterializeResult:
-        started = time.monotonic()
-        with warehouse.open(read_only=True) as con:
-            paths, frame = export_report(con, name, reports.reports_dir, tuple(reports.export_formats))
-        # matplotlib (tens of MB) is loaded by the first report step, after the load's peak, not at start.
-        from pipeline.reports.charts import markdown_image, write_chart
-
-        chart = write_chart(name, frame, reports.reports_dir)
-        context.log.info(f"{len(frame)} rows -> {', '.join(str(p) for p in paths.values())}")
-        metadata = {"rows": len(frame), "preview": preview(frame)}
-        metadata["duration_s"] = round(time.monotonic() - started, 2)
-        metadata |= {fmt: dg.MetadataValue.path(str(path)) for fmt, path in paths.items()}
-        if chart is not None:
-            metadata["chart"] = dg.MetadataValue.path(str(chart))
-            metadata["chart_preview"] = dg.MetadataValue.md(markdown_image(chart))
-        return dg.MaterializeResult(metadata=metadata)
-
-    return _report
-
+from pipeline.reports.atomic_file import FolderNotReplaceable, atomic_folder, folder_lock_path
+from pipeline.reports.export import REPORTS, ExportedReport, export_set, is_export_file
+from pipeline.warehouse.file_lock import LockTimeout, exclusive_lock
+from pipeline.warehouse.sql_files import query_sql
 
 REPORT_DESCRIPTIONS = {
     "storage_by_backup_server": "Backup storage held by each backup server, with growth and a chart against capacity.",
@@ -53,4 +35,60 @@ REPORT_TABLES = {
     "reclaimable_backups": ["backups", "virtual_machines"],
 }
 
-report_assets = [_report_asset(name, REPORT_DESCRIPTIONS[name]) for name in REPORTS]
+
+def _spec(name: str) -> dg.AssetSpec:
+    return dg.AssetSpec(name, group_name="reports", deps=REPORT_TABLES[name], kinds={"duckdb", "csv"},
+                        description=REPORT_DESCRIPTIONS[name])
+
+
+# One step for the whole set: one read-only connection is one published warehouse, so every file shows
+# the same sync, and the folder is replaced once. A selection of some reports still writes them all.
+@dg.multi_asset(name="reports_export", specs=[_spec(name) for name in REPORTS], can_subset=True)
+def report_files(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                 reports: ReportsResource) -> Iterator[dg.MaterializeResult]:
+    """Exports every report view into a new folder and swaps it in for BACKUPS_REPORTS_DIR whole."""
+    started = time.monotonic()
+    # matplotlib (tens of MB) is loaded here, after the load's peak, not when the code location starts.
+    from pipeline.reports.charts import markdown_image, write_chart
+
+    target = Path(reports.reports_dir)
+    try:
+        # Exports of two runs go one at a time; the second reads the warehouse after the first swapped.
+        with exclusive_lock(folder_lock_path(target), warehouse.lock_timeout_s):
+            with warehouse.open(read_only=True) as con, atomic_folder(target, replaceable=is_export_file) as folder:
+                sync = _sync(con)
+                exported = export_set(con, folder, tuple(reports.export_formats), sync=sync, draw=write_chart)
+                charts = {name: markdown_image(r.chart) for name, r in exported.items() if r.chart is not None}
+    except LockTimeout:
+        raise dg.Failure(description=f"reports busy: {target}", allow_retries=False) from None
+    except FolderNotReplaceable as error:
+        raise dg.Failure(description=str(error), allow_retries=False) from None
+    stamp = {"sync_run_id": sync["run_id"], "sync_finished_at": sync["finished_at"]} if sync else {}
+    context.log.info(f"{len(exported)} reports of sync {stamp.get('sync_run_id', '(none yet)')} in {target}")
+    duration = round(time.monotonic() - started, 2)
+    for key in sorted(context.selected_asset_keys):
+        name = key.to_user_string()
+        metadata = _metadata(exported[name], target, charts.get(name)) | stamp | {"duration_s": duration}
+        yield dg.MaterializeResult(asset_key=key, metadata=metadata)
+
+
+def _sync(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
+    rows = query_sql(con, "report_set_sync.sql", {"loaded": list(LOADED)})
+    if rows.empty:
+        return None
+    row = rows.iloc[0]
+    return {"run_id": row["run_id"], "status": row["status"], "started_at": row["started_at"].isoformat(),
+            "finished_at": row["finished_at"].isoformat()}
+
+
+def _metadata(report: ExportedReport, target: Path, chart_markdown: str | None) -> dict[str, Any]:
+    # Paths where the files live once the folder is swapped in, not where they were written.
+    metadata: dict[str, Any] = {"rows": len(report.frame), "preview": preview(report.frame)}
+    metadata |= {fmt: dg.MetadataValue.path(str(target / path.name)) for fmt, path in report.files.items()}
+    if report.chart is not None:
+        metadata["chart"] = dg.MetadataValue.path(str(target / report.chart.name))
+        metadata["chart_preview"] = dg.MetadataValue.md(chart_markdown)
+    return metadata
+
+
+report_assets = [report_files]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Literal
 
@@ -18,9 +18,10 @@ from pipeline.warehouse.connection import (
     DEFAULT_LOCK_TIMEOUT_S,
     DEFAULT_MEMORY_LIMIT,
     WarehouseBusy,
-    connect_warehouse,
+    open_warehouse,
 )
-from pipeline.warehouse.load import DEFAULT_MAX_FAILED_FRACTION
+from pipeline.warehouse.load import DEFAULT_MAX_DELETED_FRACTION, DEFAULT_MAX_FAILED_FRACTION
+from pipeline.warehouse.publish import writing_session
 from pipeline.warehouse.staging import RunStaging
 
 # Numbers must be finite: an infinite timeout or threshold is a typo, not a wish.
@@ -45,6 +46,8 @@ class OnAppResource(dg.ConfigurableResource):
     read_timeout: float = Field(default=30.0, gt=0, **_FINITE)
     ca_bundle: str = Field(default="", description="CA bundle of a private CA (ONAPP_CA_BUNDLE).")
     progress_seconds: float = Field(default=5.0, gt=0, **_FINITE)
+    max_response_mb: float = Field(default=64.0, gt=0, **_FINITE, description="Cap on one decoded response, MiB.")
+    request_deadline: float = Field(default=120.0, gt=0, **_FINITE, description="Seconds one request may take.")
 
     @property
     def is_demo(self) -> bool:
@@ -68,6 +71,7 @@ class OnAppResource(dg.ConfigurableResource):
             backoff_factor=self.backoff_factor, backoff_max=self.backoff_max, backoff_jitter=self.backoff_jitter,
             connect_timeout=self.connect_timeout, read_timeout=self.read_timeout,
             ca_bundle=self.ca_bundle or None, progress_seconds=self.progress_seconds,
+            max_response_mb=self.max_response_mb, request_deadline=self.request_deadline,
         )
 
     def client(self) -> OnAppClient:
@@ -87,21 +91,29 @@ class WarehouseResource(dg.ConfigurableResource):
     staging_dir: str = ""
     lock_timeout_s: float = Field(default=DEFAULT_LOCK_TIMEOUT_S, ge=0, **_FINITE)
     max_failed_fraction: float = Field(default=DEFAULT_MAX_FAILED_FRACTION, ge=0, le=1)
+    max_deleted_fraction: float = Field(default=DEFAULT_MAX_DELETED_FRACTION, ge=0, le=1)
     memory_limit: str = Field(default=DEFAULT_MEMORY_LIMIT, pattern=r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$")
 
     @contextmanager
     def open(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A migrated connection (or a read-only one); waits for another writer, then 'warehouse busy'."""
-        try:
-            con = connect_warehouse(self.path, lock_timeout_s=self.lock_timeout_s, read_only=read_only,
-                                    memory_limit=self.memory_limit)
-        except WarehouseBusy as error:
-            # A plain message in the UI, not a stack trace: another sync or a reader holds the file.
-            raise dg.Failure(description=str(error), allow_retries=False) from None
-        try:
+        """Read-only: the published warehouse as it is now. Otherwise the writer's session (see below).
+
+        The writer holds the warehouse's lock for the block (waiting up to lock_timeout_s for another writer,
+        then 'warehouse busy'), works on a private copy and publishes it whole when the block ends without
+        error (pipeline.warehouse.publish).
+        """
+        limits = {"lock_timeout_s": self.lock_timeout_s, "memory_limit": self.memory_limit}
+        if read_only:
+            session = open_warehouse(self.path, read_only=True, **limits)
+        else:
+            session = writing_session(self.path, **limits)
+        with ExitStack() as held:
+            try:
+                con = held.enter_context(session)
+            except WarehouseBusy as error:
+                # A plain message in the UI, not a stack trace, and no step retry: the wait was the retry.
+                raise dg.Failure(description=str(error), allow_retries=False) from None
             yield con
-        finally:
-            con.close()
 
     def staging(self, run_key: str) -> RunStaging:
         """The staging folder of one run (see pipeline.warehouse.staging)."""

@@ -15,8 +15,6 @@ from pipeline.warehouse.schema import table_schemas
 from pipeline.warehouse.sql_files import run_sql
 from pipeline.warehouse.staging import StagingMissing
 
-WAREHOUSE_POOL = "backups_warehouse"
-
 TABLE_DESCRIPTIONS = {
     "backups": "One row per backup id ever seen: every API field, its VM and owner, first/last seen, deleted_at.",
     "backup_versions": "A version per change of a backup's size, server, owner, VM, type or flags (valid_from/to).",
@@ -41,19 +39,28 @@ def _spec(name: str) -> dg.AssetSpec:
     )
 
 
-@dg.multi_asset(name="warehouse_load", specs=[_spec(name) for name in TABLES], pool=WAREHOUSE_POOL)
+@dg.multi_asset(name="warehouse_load", specs=[_spec(name) for name in TABLES])
 def warehouse_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> Iterator[dg.MaterializeResult]:
     """Loads this run's staged sync into every warehouse table in one transaction, then drops the staging."""
     started = time.monotonic()
     staging = warehouse.staging(run_key(context))
+    # No Dagster pool: the writer's lock (pipeline.warehouse.publish) orders writers across runs and is
+    # released by the kernel when a killed run dies; a pool slot of a killed run stays taken.
     with warehouse.open() as con:
         try:
             summary = write_sync(con, context.run_id, staging, warehouse_path=warehouse.path,
-                                 max_failed_fraction=warehouse.max_failed_fraction)
-        except (SyncFailed, SourceMismatch, StagingMissing) as error:
+                                 max_failed_fraction=warehouse.max_failed_fraction,
+                                 max_deleted_fraction=warehouse.max_deleted_fraction)
+        except (SourceMismatch, StagingMissing) as error:
             # The staging stays for diagnosis; it is this run's alone, so nothing else will read it.
             raise dg.Failure(description=str(error), allow_retries=False) from None
-        counts = dict(run_sql(con, "table_row_counts.sql"))
+        except SyncFailed as error:
+            refused = str(error)  # its ledger row is committed: the session publishes it, then the step fails
+        else:
+            refused = None
+            counts = dict(run_sql(con, "table_row_counts.sql"))
+    if refused is not None:
+        raise dg.Failure(description=refused, allow_retries=False)
     staging.remove()
     release_freed_memory()
     ledger = summary.ledger_row()

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pandas as pd
@@ -23,6 +27,10 @@ REPORTS: tuple[str, ...] = (
 
 EXPORT_FORMATS: tuple[str, ...] = ("csv", "parquet")
 DEFAULT_EXPORT_FORMATS: tuple[str, ...] = ("csv",)
+# Which sync the set shows, and which files it holds.
+MANIFEST = "manifest.json"
+# atomic_path's temporary files, left in a folder whose writer was killed; replacing the folder drops them.
+_TEMPORARY = re.compile(r"^\..+\.[0-9a-f]{12}\.tmp$")
 
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -74,3 +82,48 @@ def export_report(
     frame = read_report(con, name)
     paths = {fmt: WRITERS[fmt](frame, Path(reports_dir) / f"{name}.{fmt}") for fmt in formats}
     return paths, frame
+
+
+@dataclass(frozen=True)
+class ExportedReport:
+    """One report of a set: its rows, its files by format, and its chart (None: the report has none)."""
+
+    frame: pd.DataFrame
+    files: dict[str, Path]
+    chart: Path | None
+
+
+def export_set(
+    con: duckdb.DuckDBPyConnection,
+    folder: Path,
+    formats: tuple[str, ...],
+    *,
+    sync: Mapping[str, Any] | None,
+    draw: Callable[[str, pd.DataFrame, Path], Path | None] | None = None,
+) -> dict[str, ExportedReport]:
+    """Write every report into folder from one connection, each chart draw makes, and the set's manifest.
+
+    One connection reads one state of the warehouse, so every file of the set shows the same sync;
+    sync (the ledger row of that sync, or None before the first) is recorded in the manifest.
+    """
+    exported = {}
+    for name in REPORTS:
+        files, frame = export_report(con, name, folder, formats)
+        exported[name] = ExportedReport(frame, files, draw(name, frame, folder) if draw else None)
+    manifest = {
+        "sync": dict(sync) if sync is not None else None,
+        "reports": {
+            name: {"rows": len(report.frame),
+                   "files": [path.name for path in [*report.files.values(), report.chart] if path is not None]}
+            for name, report in exported.items()
+        },
+    }
+    with atomic_path(folder / MANIFEST) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
+    return exported
+
+
+def is_export_file(name: str) -> bool:
+    """Whether a file name is one an export writes (a report, a chart, the manifest, a temporary file)."""
+    stem, _, suffix = name.rpartition(".")
+    return (stem in REPORTS and suffix in (*EXPORT_FORMATS, "png")) or name == MANIFEST or bool(_TEMPORARY.match(name))

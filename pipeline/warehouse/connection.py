@@ -1,4 +1,4 @@
-"""The DuckDB warehouse: opening it (one writer at a time), migrating it, and knowing its source."""
+"""The DuckDB warehouse file: opening it, migrating it, and knowing its source."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ DEFAULT_MEMORY_LIMIT = "512MB"
 
 
 class WarehouseBusy(RuntimeError):
-    """Another process holds the warehouse file."""
+    """Another process holds the warehouse (its file, or the writer's lock) for the whole wait."""
 
 
 class SourceMismatch(RuntimeError):
@@ -39,30 +39,16 @@ def connect_warehouse(
     path: str | os.PathLike, *, lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S, read_only: bool = False,
     memory_limit: str = DEFAULT_MEMORY_LIMIT,
 ) -> duckdb.DuckDBPyConnection:
-    """Connect to the warehouse, migrated, waiting up to lock_timeout_s while another process holds it.
+    """Connect to a warehouse file in place, migrated unless read-only; wait up to lock_timeout_s for another holder.
 
+    The sync never writes the published file in place: it writes a private copy and publishes it whole
+    (pipeline.warehouse.publish). Writing in place is for tools and tests.
     memory_limit caps DuckDB's buffers (it spills to disk beyond them); DuckDB's own default is 80% of RAM.
 
     Raises:
         WarehouseBusy: the file stayed locked for the whole wait.
     """
-    path = Path(path)
-    if not read_only:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    deadline = time.monotonic() + lock_timeout_s
-    delay = 0.05
-    while True:
-        try:
-            con = duckdb.connect(str(path), read_only=read_only, config={"memory_limit": memory_limit})
-            break
-        except duckdb.Error as error:
-            # DuckDB lets one process open a file for writing; others get a lock error at once.
-            if not _is_lock_error(error):
-                raise
-            if time.monotonic() >= deadline:
-                raise WarehouseBusy(f"warehouse busy: {path}") from None
-            time.sleep(min(delay, max(deadline - time.monotonic(), 0)) * random.uniform(0.5, 1))
-            delay = min(delay * 2, 2.0)
+    con = _connect(Path(path), read_only=read_only, lock_timeout_s=lock_timeout_s, memory_limit=memory_limit)
     try:
         con.execute("SET TimeZone = 'UTC'")
         if not read_only:
@@ -71,6 +57,43 @@ def connect_warehouse(
         con.close()
         raise
     return con
+
+
+def fold_wal(path: str | os.PathLike, *, lock_timeout_s: float, memory_limit: str = DEFAULT_MEMORY_LIMIT) -> None:
+    """Checkpoint a warehouse file that has a write-ahead log beside it, so that the file alone holds its state.
+
+    Only a process that opened the file in place and died before its checkpoint leaves such a log; a copy of
+    the file without it would lose that process's commits, and a new file beside the old log cannot be opened.
+
+    Raises:
+        WarehouseBusy: another process held the file for the whole wait.
+    """
+    path = Path(path)
+    if not Path(f"{path}.wal").exists():
+        return
+    con = _connect(path, read_only=False, lock_timeout_s=lock_timeout_s, memory_limit=memory_limit)
+    try:
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+
+
+def _connect(path: Path, *, read_only: bool, lock_timeout_s: float, memory_limit: str) -> duckdb.DuckDBPyConnection:
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + lock_timeout_s
+    delay = 0.05
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only, config={"memory_limit": memory_limit})
+        except duckdb.Error as error:
+            # DuckDB lets one process open a file for writing; others get a lock error at once.
+            if not _is_lock_error(error):
+                raise
+            if time.monotonic() >= deadline:
+                raise WarehouseBusy(f"warehouse busy: {path}") from None
+            time.sleep(min(delay, max(deadline - time.monotonic(), 0)) * random.uniform(0.5, 1))
+            delay = min(delay * 2, 2.0)
 
 
 @contextmanager

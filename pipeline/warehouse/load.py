@@ -16,10 +16,12 @@ from pipeline.warehouse.staging import RunStaging
 from pipeline.warehouse.transaction import transaction
 
 DEFAULT_MAX_FAILED_FRACTION = 0.5
+# A cloud seldom loses a third of its backups overnight; an API that lists only part of them does it at once.
+DEFAULT_MAX_DELETED_FRACTION = 0.3
 
 
 class SyncFailed(RuntimeError):
-    """The sync wrote nothing but its ledger row: the source looked down, not empty."""
+    """The sync wrote nothing but its ledger row: the source looked down, or its answer too small to trust."""
 
 
 @dataclass
@@ -57,6 +59,7 @@ def write_sync(
     *,
     warehouse_path: str,
     max_failed_fraction: float = DEFAULT_MAX_FAILED_FRACTION,
+    max_deleted_fraction: float = DEFAULT_MAX_DELETED_FRACTION,
 ) -> SyncSummary:
     """Apply the run's staged sync to the warehouse atomically and return its ledger row.
 
@@ -64,7 +67,8 @@ def write_sync(
     row is written, so a slow run never puts older data over newer.
 
     Raises:
-        SyncFailed: more than max_failed_fraction of the VMs failed; only the ledger row was written.
+        SyncFailed: more than max_failed_fraction of the VMs failed, or the sync would mark more than
+            max_deleted_fraction of the current backups deleted; only the ledger row was written.
         SourceMismatch: the warehouse belongs to another API.
         StagingMissing: the run has no complete staging of its own.
     """
@@ -106,8 +110,15 @@ def write_sync(
                     f"({failed_fraction:.0%} > {max_failed_fraction:.0%}): nothing loaded"
                 )
             else:
-                _write_data(con, run_id, staging, summary, files)
-                summary.status = "partial" if summary.vms_failed or summary.rejected else "ok"
+                params = {"synced_at": summary.started_at, "run_id": run_id,
+                          "backup_files": staging.backup_files(), **files}
+                deleted, current = _stage_backups(con, summary, params)
+                summary.message = _too_many_deleted(deleted, current, max_deleted_fraction)
+                if summary.message:
+                    summary.status = "failed"
+                else:
+                    _write_data(con, staging, summary, params)
+                    summary.status = "partial" if summary.vms_failed or summary.rejected else "ok"
         summary.finished_at = utc_now()
         _write_ledger(con, run_id, staging, summary, files)
     if summary.status == "failed":
@@ -123,13 +134,30 @@ def _count_vms(con: duckdb.DuckDBPyConnection, summary: SyncSummary) -> None:
     summary.vms_listed, summary.vms_fetched, summary.vms_failed, summary.vms_vanished = listed, fetched, failed, vanished
 
 
-def _write_data(con: duckdb.DuckDBPyConnection, run_id: str, staging: RunStaging, summary: SyncSummary,
-                files: dict[str, Any]) -> None:
-    params = {"synced_at": summary.started_at, "run_id": run_id, "backup_files": staging.backup_files(), **files}
+def _stage_backups(con: duckdb.DuckDBPyConnection, summary: SyncSummary, params: dict[str, Any]) -> tuple[int, int]:
+    """Stage the run's backups; return (how many current backups it would delete, how many are current)."""
     run_sql(con, "stage_backups.sql", params)
+    [(summary.backups_seen,)] = con.execute("SELECT count(*) FROM staged").fetchall()
+    [(deleted, current)] = run_sql(con, "find_deleted_backups.sql")
+    return int(deleted), int(current)
+
+
+def _too_many_deleted(deleted: int, current: int, max_deleted_fraction: float) -> str | None:
+    """The refusal of a sync that would delete more than max_deleted_fraction of the current backups, or None."""
+    share = deleted / current if current else 0.0
+    if share <= max_deleted_fraction:
+        return None
+    return (
+        f"{deleted} of {current} current backups would be marked deleted ({share:.1%}, more than "
+        f"BACKUPS_MAX_DELETED_FRACTION={max_deleted_fraction:g}): nothing loaded. If they are really gone, "
+        "run once with BACKUPS_MAX_DELETED_FRACTION=1"
+    )
+
+
+def _write_data(con: duckdb.DuckDBPyConnection, staging: RunStaging, summary: SyncSummary,
+                params: dict[str, Any]) -> None:
     [(new, changed)] = run_sql(con, "count_backup_changes.sql")
     summary.backups_new, summary.backups_changed = int(new), int(changed)
-    [(summary.backups_seen,)] = con.execute("SELECT count(*) FROM staged").fetchall()
     run_sql(con, "record_backup_versions.sql", params)
     run_sql(con, "upsert_backups.sql", params)
     run_sql(con, "mark_deleted_backups.sql", params)

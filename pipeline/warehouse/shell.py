@@ -97,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         con = connect_warehouse(args.db, read_only=True, lock_timeout_s=timeout)
     except WarehouseBusy:
-        print(f"{args.db} is held by a running sync; try again when it has finished.", file=sys.stderr)
+        # A sync never holds the file (it publishes a copy); only a process writing it in place does.
+        print(f"{args.db} is open for writing in another process; try again when it has closed it.", file=sys.stderr)
         return 1
     with con:
         if args.command is not None:

@@ -55,7 +55,8 @@ def test_the_materialization_carries_the_chart_and_a_preview(harness):
     result = harness.run()
     assert result.success, run_failure_text(result)
     for name in REPORTS:
-        [materialization] = result.asset_materializations_for_node(name)
+        [materialization] = [event.materialization for event in result.get_asset_materialization_events()
+                             if event.asset_key.to_user_string() == name]
         metadata = materialization.metadata
         assert metadata["rows"].value == len(harness.csv(name))
         assert metadata["csv"].path == str(harness.reports_dir / f"{name}.csv")

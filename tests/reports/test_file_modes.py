@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.reports.atomic_file import atomic_path
 from pipeline.reports.charts import CHARTS
-from pipeline.reports.export import REPORTS
+from pipeline.reports.export import MANIFEST, REPORTS
 from tests.conftest import run_failure_text
 
 
@@ -28,6 +28,7 @@ def mode(path: Path) -> int:
 
 def test_every_report_file_gets_the_mode_of_a_normally_created_file(harness, umask):
     expected = {f"{name}.{fmt}" for name in REPORTS for fmt in ("csv", "parquet")} | {f"{n}.png" for n in CHARTS}
+    expected.add(MANIFEST)
     for _ in range(2):  # first written, then replaced
         result = harness.run(export_formats=("csv", "parquet"))
         assert result.success, run_failure_text(result)

@@ -41,7 +41,9 @@ def test_an_empty_frame_says_so():
 def test_the_no_backup_server_row_previews_with_blanks(harness):
     result = harness.run()
     assert result.success, run_failure_text(result)
-    previews = {name: result.asset_materializations_for_node(name)[0].metadata["preview"].value for name in REPORTS}
+    previews = {event.asset_key.to_user_string(): event.materialization.metadata["preview"].value
+                for event in result.get_asset_materialization_events()
+                if event.asset_key.to_user_string() in REPORTS}
     for name, markdown in previews.items():
         cells = {cell for row in table(markdown) for cell in row} if markdown != "(no rows)" else set()
         assert not cells & MISSING_WORDS, name
