@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +26,7 @@ from pipeline.demo.server import DemoCloud
 from pipeline.defs.resources import ChecksResource, OnAppResource, ReportsResource, WarehouseResource
 from pipeline.defs.retry import step_retry_policy
 from pipeline.defs.settings import ScheduleSettings
+from pipeline.defs.table_assets import TABLES
 
 ROOT = Path(__file__).resolve().parents[1]
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
@@ -178,6 +181,54 @@ def dagster_cli(args: list[str], tmp_path: Path, cloud: DemoCloud, **env: str) -
         [DAGSTER, *args], cwd=ROOT, env=cli_environment(tmp_path, cloud, **env), capture_output=True, text=True,
         timeout=300,
     )
+
+
+# Columns that differ between two syncs of the same data: when they ran, and which run it was.
+TIMING = {"first_seen_at", "last_seen_at", "deleted_at", "valid_from", "valid_to", "synced_at", "run_id",
+          "started_at", "finished_at", "applied_at"}
+
+
+def table_contents(db: Path) -> dict[str, pd.DataFrame]:
+    """Every warehouse table without its timing columns, sorted, for comparing two warehouses."""
+    contents = {}
+    with duckdb.connect(str(db), read_only=True) as con:
+        for table in TABLES:
+            frame = con.execute(f"SELECT * FROM {table}").df()  # noqa: S608 - names from a fixed tuple
+            frame = frame.drop(columns=[c for c in frame.columns if c in TIMING])
+            contents[table] = frame.sort_values(list(frame.columns)).reset_index(drop=True)
+    return contents
+
+
+MATERIALIZE = ["asset", "materialize", "-m", "pipeline.definitions", "--select", "*"]
+
+
+def wait_for(probe, *, timeout_s: float, interval_s: float = 0.05):
+    """Poll probe until it returns something truthy or the time runs out; return its last value."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = probe()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval_s)
+
+
+def kill_sync_when(reached, tmp_path: Path, cloud: DemoCloud, *, interval_s: float = 0.05, **env: str) -> None:
+    """Start a whole sync with the dagster CLI and SIGKILL its process group once reached() is true.
+
+    Raises:
+        AssertionError: the sync never reached that point, or it outlived the kill.
+    """
+    sync = subprocess.Popen(
+        [DAGSTER, *MATERIALIZE], cwd=ROOT, env=cli_environment(tmp_path, cloud, **env),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    try:
+        assert wait_for(reached, timeout_s=180, interval_s=interval_s), "the sync never reached the point to kill"
+        os.killpg(sync.pid, signal.SIGKILL)
+        assert sync.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if sync.poll() is None:
+            os.killpg(sync.pid, signal.SIGKILL)
 
 
 def ledger(tmp_path: Path) -> list[tuple]:

@@ -8,7 +8,6 @@ import hashlib
 import pandas as pd
 import pytest
 
-from pipeline.demo.config import DemoCloudConfig
 from tests.conftest import SMALL_FLEET, SyncHarness, run_failure_text, served_backups
 
 STABLE_COLUMNS = "* EXCLUDE (first_seen_at, last_seen_at)"

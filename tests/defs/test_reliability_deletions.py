@@ -7,8 +7,7 @@ import pytest
 
 from pipeline.defs.resources import WarehouseResource
 from pipeline.defs.settings import build_resources
-from tests.conftest import ALL_ASSETS, NO_STEP_RETRIES, SyncHarness, run_failure_text, served_backups
-from tests.defs.test_staged_runs import table_contents
+from tests.conftest import ALL_ASSETS, NO_STEP_RETRIES, SyncHarness, run_failure_text, served_backups, table_contents
 
 
 def sync(harness: SyncHarness, **warehouse: object) -> dg.ExecuteInProcessResult:

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 from pathlib import Path
 
 import duckdb
 import pytest
 
 from pipeline.warehouse.publish import lock_path, private_path
-from tests.conftest import DAGSTER, ROOT, cli_environment, dagster_cli, ledger
-from tests.defs.test_staged_runs import wait_for
+from tests.conftest import MATERIALIZE, dagster_cli, kill_sync_when, ledger
 
 pytestmark = pytest.mark.slow
 
-MATERIALIZE = ["asset", "materialize", "-m", "pipeline.definitions", "--select", "*"]
 # Rows of incompressible numbers (about 340 MB): the writer copies the warehouse, and with it the load
 # step lasts long enough to be caught inside.
 BALLAST_ROWS = 20_000_000
@@ -36,19 +31,8 @@ def test_a_run_killed_inside_the_warehouse_step_does_not_block_the_next(cloud, t
     add_ballast(db)
     published = db.stat().st_ino
 
-    killed = subprocess.Popen(
-        [DAGSTER, *MATERIALIZE], cwd=ROOT, env=cli_environment(tmp_path, cloud),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
-    try:
-        # The private copy exists only while the writer holds its lock, between its copy and its publish.
-        inside = wait_for(lambda: private_path(db).exists(), timeout_s=180, interval_s=0.01)
-        assert inside, "the run never reached the warehouse step"
-        os.killpg(killed.pid, signal.SIGKILL)
-        assert killed.wait(timeout=30) == -signal.SIGKILL
-    finally:
-        if killed.poll() is None:
-            os.killpg(killed.pid, signal.SIGKILL)
+    # The private copy exists only while the writer holds its lock, between its copy and its publish.
+    kill_sync_when(lambda: private_path(db).exists(), tmp_path, cloud, interval_s=0.01)
     # It died inside: its private copy is left, the published file is the one it started from.
     assert private_path(db).exists() and db.stat().st_ino == published
     assert [status for status, _ in ledger(tmp_path)] == ["ok"]

@@ -11,9 +11,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from pipeline.onapp.client import ClientSettings, OnAppClient, PaginationError
-from tests.conftest import SMALL_FLEET, SyncHarness, run_failure_text
-from tests.defs.test_staged_runs import table_contents
+from pipeline.onapp.client import ClientSettings, OnAppClient
+from tests.conftest import SMALL_FLEET, run_failure_text, table_contents
 
 # The whole fleet of the unpaged server.
 UNPAGED_VMS = [{"id": vm_id, "label": f"vm-{vm_id}", "user_id": 1} for vm_id in range(1, 7)]

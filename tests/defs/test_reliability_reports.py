@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -15,10 +13,15 @@ import pytest
 
 from pipeline.reports.charts import CHARTS
 from pipeline.reports.export import MANIFEST, REPORTS
-from tests.conftest import DAGSTER, ROOT, SyncHarness, cli_environment, dagster_cli, run_failure_text
-from tests.defs.test_staged_runs import wait_for
+from tests.conftest import (
+    MATERIALIZE,
+    ROOT,
+    SyncHarness,
+    dagster_cli,
+    kill_sync_when,
+    run_failure_text,
+)
 
-MATERIALIZE = ["asset", "materialize", "-m", "pipeline.definitions", "--select", "*"]
 
 
 def manifest(reports_dir: Path) -> dict:
@@ -124,19 +127,9 @@ def test_an_export_killed_midway_leaves_the_last_set_and_the_next_run_clears_its
     assert first.returncode == 0, (first.stdout + first.stderr)[-3000:]
     before = {p.name: p.read_bytes() for p in reports_dir.iterdir()}
 
-    killed = subprocess.Popen(
-        [DAGSTER, *MATERIALIZE], cwd=ROOT, env=cli_environment(tmp_path, cloud, BACKUPS_EXPORT_FORMATS="csv,parquet"),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
-    try:
-        # The new set is written into a folder beside the reports, which exists until the swap.
-        writing = wait_for(lambda: list(tmp_path.glob(".reports.*.partial")), timeout_s=180, interval_s=0.002)
-        assert writing, "the run never reached the export"
-        os.killpg(killed.pid, signal.SIGKILL)
-        assert killed.wait(timeout=30) == -signal.SIGKILL
-    finally:
-        if killed.poll() is None:
-            os.killpg(killed.pid, signal.SIGKILL)
+    # The new set is written into a folder beside the reports, which exists until the swap.
+    kill_sync_when(lambda: list(tmp_path.glob(".reports.*.partial")), tmp_path, cloud, interval_s=0.002,
+                   BACKUPS_EXPORT_FORMATS="csv,parquet")
     # Killed before its swap: the reports are the first run's, byte for byte, and its unfinished set is left.
     assert list(tmp_path.glob(".reports.*.partial")) != []
     assert {p.name: p.read_bytes() for p in reports_dir.iterdir()} == before

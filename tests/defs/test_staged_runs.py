@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import os
-import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -19,28 +16,13 @@ from tests.conftest import (
     SMALL_FLEET,
     SyncHarness,
     cli_environment,
+    kill_sync_when,
     dagster_cli,
     run_failure_text,
     served_backups,
+    table_contents,
+    wait_for,
 )
-
-# Columns that differ between two syncs of the same data: when they ran, and which run it was.
-TIMING = {"first_seen_at", "last_seen_at", "deleted_at", "valid_from", "valid_to", "synced_at", "run_id",
-          "started_at", "finished_at", "applied_at"}
-
-
-def table_contents(db: Path) -> dict[str, pd.DataFrame]:
-    """Every warehouse table without its timing columns, sorted, for comparing two warehouses."""
-    import duckdb
-
-    contents = {}
-    with duckdb.connect(str(db), read_only=True) as con:
-        for table in TABLES:
-            frame = con.execute(f"SELECT * FROM {table}").df()  # noqa: S608 - names from a fixed tuple
-            frame = frame.drop(columns=[c for c in frame.columns if c in TIMING])
-            contents[table] = frame.sort_values(list(frame.columns)).reset_index(drop=True)
-    return contents
-
 
 def staging_root(db: Path) -> Path:
     return db.parent / "staging"
@@ -187,15 +169,7 @@ def test_a_run_killed_while_fetching_leaves_nothing_the_next_run_reads(make_clou
     assert dagster_cli(["asset", "materialize", "-m", "pipeline.definitions", "--select", "*"],
                        tmp_path, cloud).returncode == 0
     before = table_contents(db)
-    killed = subprocess.Popen(
-        [DAGSTER, "asset", "materialize", "-m", "pipeline.definitions", "--select", "*"],
-        cwd=ROOT, env=cli_environment(tmp_path, cloud, ONAPP_MAX_CONCURRENCY="1"),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
-    parts = wait_for(lambda: list(staging_root(db).glob("*/backups")), timeout_s=120)
-    assert parts, "the run never started fetching"
-    os.killpg(killed.pid, signal.SIGKILL)
-    killed.wait(timeout=30)
+    kill_sync_when(lambda: list(staging_root(db).glob("*/backups")), tmp_path, cloud, ONAPP_MAX_CONCURRENCY="1")
     # The warehouse is as the last commit left it, and the next run loads only what it fetched itself.
     assert table_contents(db)["backups"].equals(before["backups"])
     cloud.fleet.delete_backup(next(b["id"] for vm in sorted(cloud.fleet.vms) for b in cloud.fleet.backups_of(vm)))
@@ -207,13 +181,3 @@ def test_a_run_killed_while_fetching_leaves_nothing_the_next_run_reads(make_clou
     assert harness.query("SELECT status FROM sync_runs ORDER BY started_at")["status"].tolist() == ["ok", "ok"]
     # The killed run's folder is its own and stays until it is a week old; nobody loaded it.
     assert len(list(staging_root(db).iterdir())) == 1
-
-
-def wait_for(probe, *, timeout_s: float, interval_s: float = 0.05):
-    """Poll probe until it returns something truthy or the time runs out; return its last value."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = probe()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval_s)

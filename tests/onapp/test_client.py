@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from pipeline.demo.config import DemoCloudConfig
 from pipeline.demo.server import DemoCloud
-from pipeline.onapp.client import ClientSettings, CredentialsRefused, OnAppClient, PaginationError
+from pipeline.onapp.client import CredentialsRefused, OnAppClient, PaginationError
 from pipeline.onapp.errors import BadPayload
 from pipeline.onapp.rails_xml import RailsXmlError, parse_rails_xml
 from pipeline.onapp.secrets import body_snippet, strip_secrets
