@@ -8,12 +8,14 @@ import sys
 import time
 from pathlib import Path
 
-from bench import common, fetch, job, load, reports
+from bench import common, fetch, job, latency, load, reports
 
-BENCHMARKS = {"fetch": fetch.run, "load": load.run, "reports": reports.run, "job": job.run}
+BENCHMARKS = {"fetch": fetch.run, "load": load.run, "reports": reports.run, "job": job.run,
+              "latency": latency.run}
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the named benchmarks (all by default) and print or write their tables."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("names", nargs="*", metavar="name",
                         help=f"which benchmarks: {', '.join(BENCHMARKS)} (all by default)")
@@ -21,8 +23,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", type=Path, help="replace the tables' sections in this file (BENCHMARKS.md)")
     parser.add_argument("--profile", action="store_true",
                         help="also profile each benchmark once, outside the measured runs")
-    parser.add_argument("--baseline", metavar="COMMIT",
-                        help="also run normalize and load on this commit's pipeline, in the same run")
     parser.add_argument("--cache-dir", type=Path, default=common.DEFAULT_CACHE,
                         help="generated data, temporary warehouses and profiles")
     args = parser.parse_args(argv)
@@ -40,11 +40,9 @@ def main(argv: list[str] | None = None) -> int:
             options["cache_dir"] = args.cache_dir
         started = time.monotonic()
         print(f"== {name} ...", file=sys.stderr, flush=True)
-        _report(BENCHMARKS[name](**options), args.write)
-        if name == "load" and args.baseline:
-            if args.profile:
-                options["profile_dir"] = args.cache_dir / "profiles" / "before"
-            _report(load.compare(baseline=args.baseline, **options), args.write)
+        result = BENCHMARKS[name](**options)
+        for table in result if isinstance(result, list) else [result]:
+            _report(table, args.write)
         print(f"== {name}: {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
     return 0
 

@@ -6,7 +6,6 @@ import json
 import os
 import platform
 import re
-import shutil
 import signal
 import statistics
 import subprocess
@@ -18,8 +17,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.sampler import MemorySampler, Sample
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CACHE = ROOT / ".tmp-bench"  # ignored by git (.tmp*/)
+MIB = 1024**2
 GIB = 1024**3
 
 
@@ -96,6 +98,10 @@ class Measured:
     max_rss: int  # bytes
     stdout: str
     stderr: str
+    cpu_s: float = 0.0  # user + system, its own and its waited-for children's
+    # Each line of stderr with the seconds since the start at which the bench read it.
+    stderr_lines: list[tuple[float, str]] = field(default_factory=list)
+    samples: list[Sample] = field(default_factory=list)
 
     def result(self) -> dict:
         """The JSON object the benchmark child printed last."""
@@ -105,18 +111,31 @@ class Measured:
 
 
 def measure(cmd: Sequence[str], *, env: Mapping[str, str] | None = None, timeout_s: float,
-            cwd: Path = ROOT) -> Measured:
-    """Run cmd to the end (killed after timeout_s) and read its peak RSS from wait4's rusage."""
+            cwd: Path = ROOT, sample_s: float | None = None) -> Measured:
+    """Run cmd to the end (killed after timeout_s), read its peak RSS from wait4's rusage.
+
+    With sample_s, its VmRSS and VmHWM are also read every sample_s seconds while it runs.
+    """
     with open(os.devnull, "rb") as devnull:
         proc = subprocess.Popen(list(cmd), stdin=devnull, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 env=dict(env) if env is not None else None, cwd=cwd, text=True)
-    chunks: dict[str, list[str]] = {"stdout": [], "stderr": []}
-    readers = [threading.Thread(target=lambda s=stream, k=key: chunks[k].append(s.read()), daemon=True)
-               for key, stream in (("stdout", proc.stdout), ("stderr", proc.stderr))]
+    started = time.perf_counter()
+    out: list[str] = []
+    err: list[tuple[float, str]] = []
+
+    def read_out() -> None:
+        out.append(proc.stdout.read())
+
+    def read_err() -> None:
+        # Line by line, timed: Dagster's step events on stderr say when each step began and ended.
+        for line in proc.stderr:
+            err.append((time.perf_counter() - started, line))
+
+    readers = [threading.Thread(target=read_out, daemon=True), threading.Thread(target=read_err, daemon=True)]
     for reader in readers:
         reader.start()
+    sampler = MemorySampler(proc.pid, sample_s).start(started) if sample_s else None
     timer = threading.Timer(timeout_s, lambda: os.kill(proc.pid, signal.SIGKILL))
-    started = time.perf_counter()
     timer.start()
     try:
         # wait4 rather than Popen.wait: only it hands back this child's own rusage.
@@ -124,20 +143,23 @@ def measure(cmd: Sequence[str], *, env: Mapping[str, str] | None = None, timeout
     finally:
         timer.cancel()
     wall = time.perf_counter() - started
+    samples = sampler.stop() if sampler is not None else []
     proc.returncode = os.waitstatus_to_exitcode(status)
     for reader in readers:
         reader.join(timeout=10)
     if proc.returncode == -signal.SIGKILL:
         raise TimeoutError(f"{' '.join(cmd[:4])}... ran over {timeout_s:.0f} s and was killed")
-    return Measured(proc.returncode, wall, usage.ru_maxrss * 1024, "".join(chunks["stdout"]),
-                    "".join(chunks["stderr"]))
+    return Measured(proc.returncode, wall, usage.ru_maxrss * 1024, "".join(out), "".join(line for _, line in err),
+                    usage.ru_utime + usage.ru_stime, err, samples)
 
 
 @contextmanager
 def demo_cloud(*, vms: int, backups_per_vm: int, latency_ms: float, seed: int = 7) -> Iterator[tuple[str, int]]:
     """The demo cloud in its own process on a free loopback port: yields (url, pid)."""
     cmd = [sys.executable, "-m", "pipeline.demo", "--host", "127.0.0.1", "--port", "0", "--vms", str(vms),
-           "--backups-per-vm", str(backups_per_vm), "--latency-ms", str(latency_ms), "--seed", str(seed)]
+           "--backups-per-vm", str(backups_per_vm), "--latency-ms", str(latency_ms), "--seed", str(seed),
+           # A bench killed half-way must not leave a cloud of a million backups running.
+           "--exit-with-pid", str(os.getpid())]
     # Fault knobs set in the caller's environment (DEMO_CLOUD_FAIL_5XX, ...) must not reach the bench.
     env = {key: value for key, value in os.environ.items() if not key.startswith("DEMO_CLOUD_")}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT, env=env)
@@ -157,21 +179,6 @@ def demo_cloud(*, vms: int, backups_per_vm: int, latency_ms: float, seed: int = 
         proc.stdout.close()
 
 
-@contextmanager
-def worktree(commit: str, cache_dir: Path) -> Iterator[Path]:
-    """A temporary checkout of commit with this bench/ copied in, removed afterwards."""
-    path = (cache_dir / f"worktree-{re.sub(r'[^A-Za-z0-9._-]', '_', commit)}").resolve()
-    git = ["git", "-C", str(ROOT)]
-    subprocess.run([*git, "worktree", "add", "--detach", "--force", str(path), commit], check=True,
-                   capture_output=True, text=True)
-    try:
-        shutil.rmtree(path / "bench", ignore_errors=True)
-        shutil.copytree(ROOT / "bench", path / "bench", ignore=shutil.ignore_patterns("__pycache__"))
-        yield path
-    finally:
-        subprocess.run([*git, "worktree", "remove", "--force", str(path)], capture_output=True, text=True)
-
-
 def shown(path: Path) -> str:
     """A path as the tables print it: relative to the checkout when inside it."""
     try:
@@ -181,15 +188,23 @@ def shown(path: Path) -> str:
 
 
 def median(values: Sequence[float]) -> float:
+    """The median of the runs' figures."""
     return statistics.median(values)
 
 
 def seconds(value: float) -> str:
+    """Seconds as a table cell: two decimals below 10 s, one above."""
     return f"{value:.2f} s" if value < 10 else f"{value:.1f} s"
 
 
 def gib(value: float) -> str:
+    """Bytes as GiB with two decimals."""
     return f"{value / GIB:.2f} GiB"
+
+
+def mib(value: float) -> str:
+    """Bytes as whole MiB."""
+    return f"{value / MIB:,.0f} MiB"
 
 
 def write_tables(path: Path, tables: Sequence[Table]) -> None:

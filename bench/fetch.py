@@ -107,6 +107,7 @@ def _client(url: str, concurrency: int, count: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """One measured fetch; its result as a JSON line on stdout."""
     parser = argparse.ArgumentParser(prog="python -m bench.fetch", description="One measured fetch (a bench child).")
     parser.add_argument("--url", required=True)
     parser.add_argument("--concurrency", type=int, required=True)

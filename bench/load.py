@@ -1,4 +1,4 @@
-"""Normalize and load: a million fetched backup records through normalize_backups and write_sync, then 1% changed."""
+"""Normalize and load: a million fetched backup records staged and written (write_sync), then 1% changed."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ from pathlib import Path
 
 from bench import common
 
-COLUMNS = ["step", "records", "runs", "wall (median)", "normalize", "write", "RSS before the step",
-           "peak RSS in the step", "peak − before", "rows added: backups / versions / history", "target"]
+COLUMNS = ["step", "records", "runs", "wall (median)", "stage: normalize + Parquet", "write_sync",
+           "RSS before the step", "peak RSS in the step", "peak − before", "rows added: backups / versions / history",
+           "target"]
 TARGET_S, TARGET_BYTES = 10.0, 1.5 * common.GIB
 BACKUPS_PER_VM = 10
 CHANGED_FRACTION = 0.01
@@ -40,7 +41,7 @@ def run(*, records: int = 1_000_000, runs: int = 3, cache_dir: Path = common.DEF
     """First load into an empty warehouse, then the same fleet with 1% changed, each in a fresh process."""
     data = dataset(records, cache_dir)
     table = common.Table("load", f"Normalize and load: {records:,} fetched backup records "
-                         "(normalize_backups + write_sync, each in a fresh process)", COLUMNS)
+                         "(stage_in_memory + write_sync, each in a fresh process)", COLUMNS)
     table.notes.append(f"Machine: {common.machine()}.")
     firsts, changes = [], []
     for _ in range(runs):
@@ -72,7 +73,7 @@ def run(*, records: int = 1_000_000, runs: int = 3, cache_dir: Path = common.DEF
                       f"({wall / first_wall:.2f}×); growth = changes: {'met' if exact else 'missed'}")
         table.rows.append([
             name, f"{results[-1]['records']:,}", str(runs), common.seconds(wall),
-            common.seconds(common.median([r["normalize_s"] for r in results])),
+            common.seconds(common.median([r["stage_s"] for r in results])),
             common.seconds(common.median([r["write_s"] for r in results])),
             common.gib(before), common.gib(peak), common.gib(peak - before),
             f"{grown['backups']:,} / {grown['backup_versions']:,} / {grown['storage_history']:,}", target,
@@ -83,59 +84,14 @@ def run(*, records: int = 1_000_000, runs: int = 3, cache_dir: Path = common.DEF
         f"{expected['backups_new']:,} new. Expected growth: backups by the new ones, versions by resized + new, "
         "history by one row per backup server and per user; the ledger counted exactly these.")
     table.notes.append(
-        "RSS before the step is the fetched records themselves (a list of dicts, as the backup_listings step "
-        "hands them on) plus the interpreter and its libraries; the peak is read from VmHWM reset just before "
-        f"the step. The whole process peaked at {common.gib(common.median([r['max_rss'] for r in firsts]))} "
-        "(first load, getrusage).")
+        "RSS before the step is the fetched records themselves (each VM's list of dicts, all at once: the job "
+        "never holds them together, its backup_lists step stages them a part at a time) plus the interpreter and "
+        "its libraries; the peak is read from VmHWM reset just before the step. The whole process peaked at "
+        f"{common.gib(common.median([r['max_rss'] for r in firsts]))} (first load, getrusage).")
     table.notes.append(f"Rerun ÷ first load: {changed_wall / first_wall:.2f}×, compared within this run.")
     if profile_dir is not None:
         table.notes.append(
-            f"Profiles (pyinstrument, time per SQL file): {common.shown(profile_dir)}/load-*.txt.")
-    return table
-
-
-BASELINE_COLUMNS = ["step", "runs", "now (median)", "before (median)", "before ÷ now", "peak − before, now",
-                    "peak − before, before"]
-
-
-def compare(*, baseline: str, records: int = 1_000_000, runs: int = 3,
-            cache_dir: Path = common.DEFAULT_CACHE, profile_dir: Path | None = None) -> common.Table:
-    """The same steps on this checkout and on an older commit's pipeline, alternating, within one run."""
-    data = dataset(records, cache_dir)
-    table = common.Table("load-baseline", f"Normalize and load, this checkout against commit {baseline} "
-                         f"({records:,} records, same data and harness, in one run)", BASELINE_COLUMNS)
-    table.notes.append(f"Machine: {common.machine()}.")
-    results: dict[str, dict[str, list[dict]]] = {"now": {"first": [], "changed": []},
-                                                 "before": {"first": [], "changed": []}}
-    with common.worktree(baseline, cache_dir) as old_root:
-        for _ in range(runs):
-            for label, root in (("now", common.ROOT), ("before", old_root)):
-                with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
-                    db = Path(tmp).resolve() / "warehouse.duckdb"
-                    for phase in ("first", "changed"):
-                        results[label][phase].append(_step(data, db, phase, None, root=root))
-        if profile_dir is not None:
-            with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
-                db = Path(tmp).resolve() / "warehouse.duckdb"
-                for phase in ("first", "changed"):
-                    _step(data, db, phase, profile_dir, root=old_root)
-    for phase, name in (("first", "first load, empty warehouse"), ("changed", "same fleet, 1% changed")):
-        now, before = results["now"][phase], results["before"][phase]
-        now_s, before_s = (common.median([r["wall_s"] for r in rs]) for rs in (now, before))
-        table.rows.append([
-            name, str(runs), common.seconds(now_s), common.seconds(before_s), f"{before_s / now_s:.1f}×",
-            common.gib(common.median([r["rss_peak"] - r["rss_before"] for r in now])),
-            common.gib(common.median([r["rss_peak"] - r["rss_before"] for r in before])),
-        ])
-    table.notes.append(f"The older pipeline runs from a temporary git worktree of {baseline} with this "
-                       "checkout's bench/ copied in; both write the same rows (the growth check passed for both).")
-    if profile_dir is not None:
-        table.notes.append(f"Profiles of the older pipeline: {common.shown(profile_dir)}/load-*.txt.")
-    for label in results:
-        for phase in ("changed",):
-            for result in results[label][phase]:
-                if result["grown"] != result["expected_growth"]:
-                    raise RuntimeError(f"{label} {phase}: grew {result['grown']}, expected {result['expected_growth']}")
+            f"Profiles (pyinstrument, time and peak RSS per SQL file): {common.shown(profile_dir)}/load-*.txt.")
     return table
 
 
@@ -149,14 +105,14 @@ def _counts(db: Path) -> dict[str, int]:
                 for name in ("backups", "backup_versions", "storage_history")}
 
 
-def _step(data: Path, db: Path, phase: str, profile_dir: Path | None, root: Path = common.ROOT) -> dict:
-    """One measured step in a fresh process; root is the checkout whose pipeline package it runs."""
+def _step(data: Path, db: Path, phase: str, profile_dir: Path | None) -> dict:
+    """One measured step in a fresh process."""
     before = _counts(db)
     cmd = [sys.executable, "-m", "bench.load", "step", "--data", str(data), "--db", str(db), "--phase", phase]
     if profile_dir is not None:
         profile_dir.mkdir(parents=True, exist_ok=True)
         cmd += ["--profile", str(profile_dir.resolve() / f"load-{phase}.txt")]
-    measured = common.measure(cmd, timeout_s=1800, cwd=root)
+    measured = common.measure(cmd, timeout_s=1800)
     result = measured.result()
     after = _counts(db)
     result["max_rss"] = measured.max_rss
@@ -175,9 +131,10 @@ def _step(data: Path, db: Path, phase: str, profile_dir: Path | None, root: Path
 
 def _generate(records: int, seed: int, out: Path) -> dict:
     """Build the fleet, and decode each VM's list the way the client decodes a response body."""
-    from pipeline.demo.cloud import DemoCloudConfig, Fleet
+    from pipeline.demo.config import DemoCloudConfig
+    from pipeline.demo.fleet import Fleet
     from pipeline.demo.render import render_json
-    from pipeline.onapp.client import OnAppClient
+    from pipeline.onapp.session import decode_list
 
     vms = math.ceil(records / BACKUPS_PER_VM * 1.02) + 10
     fleet = Fleet(DemoCloudConfig(vms=vms, backups_per_vm=BACKUPS_PER_VM, seed=seed))
@@ -187,13 +144,13 @@ def _generate(records: int, seed: int, out: Path) -> dict:
         if total >= records:
             break
         backups = fleet.backups_of(vm_id)[: records - total]
-        listings[vm_id] = OnAppClient._decode(render_json("backup", backups), "json", "backup")
+        listings[vm_id] = decode_list(render_json("backup", backups), "json", "backup")
         total += len(backups)
     if total < records:
         raise RuntimeError(f"the fleet holds {total} backups, fewer than {records}")
 
     def decoded(items: list[dict], wrapper: str) -> list[dict]:
-        return OnAppClient._decode(render_json(wrapper, items), "json", wrapper)
+        return decode_list(render_json(wrapper, items), "json", wrapper)
 
     payload = {
         "listings": listings,
@@ -236,26 +193,28 @@ def _reset_peak() -> bool:
 
 
 def _measure_step(data: Path, db: Path, phase: str, profile: Path | None) -> dict:
-    """One sync's normalize and write, timed and with its memory, as the assets do them."""
-    import pandas as pd
+    """One sync staged and written, timed and with its memory: the job's steps in one process."""
+    import pyarrow.parquet as pq
 
+    from pipeline.records.normalize import BACKUP_SERVER_FIELDS, USER_FIELDS, VM_FIELDS, reference_frame
     from pipeline.warehouse import load as sync
-    from pipeline.records.normalize import BACKUP_SERVER_FIELDS, USER_FIELDS, VM_FIELDS, normalize_backups, reference_frame
-    from pipeline.warehouse.load import VM_ERROR_COLUMNS, VM_STATUS_COLUMNS, SyncBatch, write_sync
     from pipeline.warehouse.connection import open_warehouse
+    from pipeline.warehouse.load import write_sync
+    from pipeline.warehouse.staging import RunStaging, stage_in_memory
 
     with open(data, "rb") as handle:
         payload = pickle.load(handle)
     listings = payload["listings"]
     expected = _change(listings, seed=11) if phase == "changed" else None
     vms = reference_frame(payload["vms"], VM_FIELDS)
-    owners = dict(zip(vms["id"].astype(int), vms["user_id"].astype(object).where(vms["user_id"].notna(), None)))
-    listed = vms.assign(status=pd.Series("ok", index=vms.index, dtype="string"))[VM_STATUS_COLUMNS]
-    users, servers = reference_frame(payload["users"], USER_FIELDS), reference_frame(payload["servers"],
-                                                                                    BACKUP_SERVER_FIELDS)
+    users = reference_frame(payload["users"], USER_FIELDS)
+    servers = reference_frame(payload["servers"], BACKUP_SERVER_FIELDS)
     del payload
     records = sum(len(r) for r in listings.values())
+    run_id = f"bench-{phase}"
+    staging = RunStaging(db.parent / "staging", run_id)
     sql_times: dict[str, float] = {}
+    sql_peaks: dict[str, int] = {}
     profiler = None
     if profile is not None:
         from pyinstrument import Profiler
@@ -263,11 +222,14 @@ def _measure_step(data: Path, db: Path, phase: str, profile: Path | None) -> dic
         original = sync.run_sql
 
         def timed(con, name, params=None):
+            # Peak per file as well: VmHWM reset before each (this run's own figures are not reported).
+            _reset_peak()
             started = time.perf_counter()
             try:
                 return original(con, name, params)
             finally:
                 sql_times[name] = sql_times.get(name, 0.0) + time.perf_counter() - started
+                sql_peaks[name] = max(sql_peaks.get(name, 0), common.status_bytes("VmHWM"))
 
         sync.run_sql = timed
         profiler = Profiler(interval=0.002)
@@ -277,29 +239,32 @@ def _measure_step(data: Path, db: Path, phase: str, profile: Path | None) -> dic
     if profiler:
         profiler.start()
     started = time.perf_counter()
-    normalized = normalize_backups(listings, owners)
-    normalized_at = time.perf_counter()
-    batch = SyncBatch(
-        run_id=f"bench-{phase}", started_at=FIRST_SYNC + timedelta(days=1 if phase == "changed" else 0),
-        source_url="bench", format="json", vms=listed, backups=normalized.frame, rejects=normalized.rejects,
-        vm_errors=pd.DataFrame(columns=VM_ERROR_COLUMNS), users=users, backup_servers=servers,
-    )
+    stage_in_memory(staging, listed_at=FIRST_SYNC + timedelta(days=1 if phase == "changed" else 0),
+                    source="bench", api_format="json", vms=vms, listings=listings, users=users,
+                    backup_servers=servers)
+    staged_at = time.perf_counter()
+    rss_staged, peak_staged = common.status_bytes("VmRSS"), common.status_bytes("VmHWM")
     with open_warehouse(db) as con:
-        summary = write_sync(con, batch, warehouse_path=str(db))
+        summary = write_sync(con, run_id, staging, warehouse_path=str(db))
     finished = time.perf_counter()
     if profiler:
         profiler.stop()
-        lines = [f"{name:32} {seconds:6.2f} s" for name, seconds in sql_times.items()]
-        profile.write_text(f"{phase}: {records:,} records\nSQL files:\n" + "\n".join(lines) + "\n\n"
+        lines = [f"{name:32} {seconds:6.2f} s  peak RSS {sql_peaks[name] / common.MIB:6,.0f} MiB"
+                 for name, seconds in sql_times.items()]
+        head = (f"{phase}: {records:,} records; RSS {rss_before / common.MIB:,.0f} MiB before staging, "
+                f"{rss_staged / common.MIB:,.0f} MiB after it (peak {peak_staged / common.MIB:,.0f} MiB)\n")
+        profile.write_text(head + "SQL files:\n" + "\n".join(lines) + "\n\n"
                            + profiler.output_text(unicode=False, color=False, show_all=False))
     rss_peak = common.status_bytes("VmHWM") if exact_peak else 0
+    staged = pq.read_table(staging.backup_files(), columns=["backup_server_id", "owner_user_id"]).to_pandas()
+    rejected = staging.backups_done()["rejected"]
+    staging.remove()
     return {
-        "records": records, "wall_s": finished - started, "normalize_s": normalized_at - started,
-        "write_s": finished - normalized_at, "rss_before": rss_before, "rss_peak": rss_peak,
-        "rejected": len(normalized.rejects),
+        "records": records, "wall_s": finished - started, "stage_s": staged_at - started,
+        "write_s": finished - staged_at, "rss_before": rss_before, "rss_peak": rss_peak, "rejected": rejected,
         # One history row per backup server and per owner holding current backups (NULL is a key too).
-        "history_rows": int(normalized.frame["backup_server_id"].nunique(dropna=False)
-                            + normalized.frame["owner_user_id"].nunique(dropna=False)),
+        "history_rows": int(staged["backup_server_id"].nunique(dropna=False)
+                            + staged["owner_user_id"].nunique(dropna=False)),
         "summary": {"backups_new": summary.backups_new, "backups_changed": summary.backups_changed,
                     "backups_deleted": summary.backups_deleted},
         "expected": expected,
@@ -307,6 +272,7 @@ def _measure_step(data: Path, db: Path, phase: str, profile: Path | None) -> dic
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Generate the data set or measure one step; the result as a JSON line on stdout."""
     parser = argparse.ArgumentParser(prog="python -m bench.load", description="Bench children: data and one step.")
     commands = parser.add_subparsers(dest="command", required=True)
     generate = commands.add_parser("generate")

@@ -108,6 +108,7 @@ def _refresh_all(db: Path, out: Path, profile: Path | None) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """One timed refresh of every report; its result as a JSON line on stdout."""
     parser = argparse.ArgumentParser(prog="python -m bench.reports", description="One timed refresh (a bench child).")
     parser.add_argument("--db", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)

@@ -6,12 +6,13 @@ import re
 
 import pytest
 
-from bench import common, fetch, job, load, reports
+from bench import common, dlt_sync, fetch, job, latency, load, materialize, reports
 
 pytestmark = pytest.mark.slow
 
 RATIO = re.compile(r"^\d+\.\d\d×$")
 SECONDS = re.compile(r"^\d+\.\d+ s$")
+MIB = re.compile(r"^[\d,]+ MiB$")
 
 
 def test_fetch_prints_each_concurrency_beside_its_bound():
@@ -43,12 +44,41 @@ def test_reports_refresh_every_report_over_the_history(tmp_path):
     assert any("6 syncs" in note for note in table.notes)  # the loaded one and five days before it
 
 
-def test_the_whole_job_runs_from_the_command_line(tmp_path):
-    table = job.run(vms=12, backups_per_vm=2, runs=1, rerun=False, cache_dir=tmp_path)
+def test_the_job_memory_is_judged_per_fleet_and_between_fleets(tmp_path):
+    fleets = ((5, None), (10, 1024 * common.MIB), (20, 1024 * common.MIB))
+    table, steps = job.run(fleets=fleets, backups_per_vm=2, runs=1, cache_dir=tmp_path)
     assert table.columns == job.COLUMNS
-    [row] = table.rows
-    assert row[0] == "first sync, empty warehouse" and row[-1].startswith("12 / ")
-    assert all(SECONDS.match(cell) for cell in row[4:9])
+    floor, small, large, ratio = table.rows
+    assert floor[0].startswith("5 VMs (the floor") and floor[5] == "—"
+    assert small[-1].startswith("10 / ") and large[-1].startswith("20 / ")
+    assert SECONDS.match(large[3]) and MIB.match(large[4]) and RATIO.match(large[6])
+    assert large[7].startswith("≤ 1,024 MiB: ") and large[8] not in ("", "—")  # where the process peaked
+    assert ratio[0] == "**20 ÷ 10 VMs**" and RATIO.match(ratio[4]) and ratio[7].startswith("sub-linear, < 2×")
+    assert [row[0] for row in steps.rows] == [*job.GROUPS, materialize.BETWEEN, "whole command"]
+    sync_rows = steps.rows[1:4]
+    assert all(SECONDS.match(cell) for row in sync_rows for cell in row[1::2])
+    assert all(MIB.match(cell) for row in sync_rows for cell in row[2::2])
+    assert (tmp_path / "profiles" / "job-rss-20.csv").read_text().startswith("t_s,rss_mib,hwm_mib,step\n")
+
+
+def test_the_job_is_judged_against_the_fetch_bound_beside_dlt(tmp_path):
+    table = latency.run(vms=20, backups_per_vm=2, latency_ms=5, concurrency=4, runs=1, cache_dir=tmp_path)
+    assert table.columns == latency.COLUMNS
+    the_job = table.rows[0]
+    assert the_job[0].startswith("this job") and the_job[-1].startswith("20 / ")
+    assert SECONDS.match(the_job[3]) and SECONDS.match(the_job[4]) and RATIO.match(the_job[5])
+    assert the_job[6].startswith("≤ 1.15×: ") and "backup_lists" in the_job[10]
+    if dlt_sync.installed():
+        [peer] = table.rows[1:]
+        assert peer[0].startswith("dlt ") and RATIO.match(peer[8]) and RATIO.match(peer[9])
+        assert peer[-1] == the_job[-1]  # the same VMs and backups loaded
+    else:
+        assert len(table.rows) == 1 and any("dlt is not installed" in note for note in table.notes)
+
+
+def test_dagster_durations_are_read_in_every_format_it_prints():
+    assert [materialize._duration(text) for text in ("0.83ms", "533ms", "5.6s", "4m52s", "1h4m")] == pytest.approx(
+        [0.00083, 0.533, 5.6, 292.0, 3840.0])
 
 
 def test_tables_replace_their_own_section_of_the_file(tmp_path):
