@@ -158,7 +158,8 @@ def backup_lists(
         result = normalize_backups(pending, owners)
         writer.write_part(result.frame, result.rejects)
         if first_part is None:
-            first_part = result.frame[PREVIEW_COLUMNS].head(10)
+            # The part's lowest ids: responses arrive in any order, the preview should not.
+            first_part = result.frame[PREVIEW_COLUMNS].sort_values("id").head(10)
         pending.clear()
         pending_records = 0
 
