@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import common
+
 
 def installed() -> bool:
     """Tell whether dlt can be imported here (the bench extra installs it)."""
@@ -88,7 +90,7 @@ def sync(url: str, *, concurrency: int, workdir: Path, per_page: int = 100) -> d
         began = time.perf_counter()
         step()
         times[f"{stage}_s"] = time.perf_counter() - began
-        peaks[stage] = _high_water_mark()
+        peaks[stage] = common.status_bytes("VmHWM")
     import duckdb
 
     with duckdb.connect(str(db), read_only=True) as con:
@@ -99,14 +101,6 @@ def sync(url: str, *, concurrency: int, workdir: Path, per_page: int = 100) -> d
             "AND table_name NOT LIKE '\\_dlt%' ESCAPE '\\' ORDER BY 1").fetchall()]
     return {**times, "hwm_after": peaks, "vms": vms, "backups": backups, "tables": tables,
             "version": dlt.__version__}
-
-
-def _high_water_mark() -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
