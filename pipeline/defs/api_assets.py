@@ -7,7 +7,6 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
-import pyarrow as pa
 import requests
 
 from pipeline.defs.memory import release_freed_memory
@@ -24,6 +23,7 @@ from pipeline.onapp.client import (
     ResponseTooLarge,
 )
 from pipeline.records.normalize import BACKUP_SERVER_FIELDS, USER_FIELDS, VM_FIELDS, normalize_backups, reference_frame
+from pipeline.records.reference import vm_owners
 from pipeline.warehouse.connection import SourceMismatch, check_source
 from pipeline.warehouse.load import record_failed_sync
 from pipeline.warehouse.staging import purge_stale
@@ -147,7 +147,7 @@ def backup_lists(
     started = time.monotonic()
     staging = warehouse.staging(run_key(context))
     vms = staging.vms()
-    owners = dict(zip(vms["id"].astype(int), vms["user_id"].astype(object).where(vms["user_id"].notna(), None)))
+    owners = vm_owners(vms)
     writer = staging.start_backups()
     pending: dict[int, list[dict]] = {}
     pending_records = 0
@@ -180,7 +180,10 @@ def backup_lists(
         client.close()
     if pending:
         flush()
-    writer.finish(_vm_status(report), {"requests": report.requests, "retries": report.retries})
+    writer.finish(
+        [(o.vm_id, o.status, o.http_status, o.error_kind, o.message) for o in report.outcomes.values()],
+        {"requests": report.requests, "retries": report.retries},
+    )
     release_freed_memory()
     failed = _failed_vms(report)
     for row in failed.itertuples():
@@ -204,17 +207,6 @@ def backup_lists(
             "backups_preview": preview(first_part if first_part is not None else pd.DataFrame()),
         },
     )
-
-
-def _vm_status(report: FetchReport) -> pa.Table:
-    outcomes = sorted(report.outcomes.values(), key=lambda o: o.vm_id)
-    return pa.table({
-        "virtual_machine_id": pa.array([o.vm_id for o in outcomes], pa.int64()),
-        "status": pa.array([o.status for o in outcomes], pa.string()),
-        "http_status": pa.array([o.http_status for o in outcomes], pa.int64()),
-        "error_kind": pa.array([o.error_kind for o in outcomes], pa.string()),
-        "message": pa.array([o.message for o in outcomes], pa.string()),
-    })
 
 
 def _vm_outcomes(report: FetchReport) -> pd.DataFrame:

@@ -36,3 +36,8 @@ def reference_frame(records: Sequence[dict], fields: Sequence[Column]) -> pd.Dat
         out[column.name] = typed.astype(PANDAS_DTYPES[column.kind])
     frame = pd.DataFrame(out, columns=[c.name for c in fields])
     return frame.loc[frame["id"].notna()].drop_duplicates(subset=["id"]).reset_index(drop=True)
+
+
+def vm_owners(vms: pd.DataFrame) -> dict[int, int | None]:
+    """VM id -> its owner's user id (None when unknown), from a typed VM list."""
+    return dict(zip(vms["id"].astype(int), vms["user_id"].astype(object).where(vms["user_id"].notna(), None)))

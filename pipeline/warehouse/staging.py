@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -16,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.records.normalize import normalize_backups
+from pipeline.records.reference import vm_owners
 from pipeline.records.schema import frame_dtypes
 
 # pandas' nullable dtypes as the Arrow types Parquet stores, so an empty or all-null part keeps its types.
@@ -30,6 +32,8 @@ REJECTS_SCHEMA = pa.schema([
     ("virtual_machine_id", pa.int64()), ("backup_id", pa.string()), ("reason", pa.string()),
     ("raw_record", pa.string()),
 ])
+# One VM's outcome as the fetch step records it: id, status, HTTP status, error kind, message.
+VmStatus = tuple[int, str, int | None, str | None, str | None]
 VM_STATUS_SCHEMA = pa.schema([
     ("virtual_machine_id", pa.int64()), ("status", pa.string()), ("http_status", pa.int64()),
     ("error_kind", pa.string()), ("message", pa.string()),
@@ -137,11 +141,12 @@ class BackupsWriter:
         self.rows += len(frame)
         self.rejected += len(rejects)
 
-    def finish(self, vm_status: pa.Table, facts: dict[str, Any]) -> None:
+    def finish(self, outcomes: Iterable[VmStatus], facts: dict[str, Any]) -> None:
         """Write every VM's outcome, an empty part if none was written, then the mark the load looks for."""
         if self.parts == 0:
             _write_table(BACKUPS_SCHEMA.empty_table(), self.folder / "part-00000.parquet")
-        _write_table(vm_status.cast(VM_STATUS_SCHEMA), self.folder / "vm_status.parquet")
+        rows = [dict(zip(VM_STATUS_SCHEMA.names, outcome)) for outcome in outcomes]
+        _write_table(pa.Table.from_pylist(rows, schema=VM_STATUS_SCHEMA), self.folder / "vm_status.parquet")
         _write_json(self.folder / "done.json", {**facts, "rows": self.rows, "rejected": self.rejected})
 
 
@@ -177,19 +182,12 @@ def _write_json(path: Path, value: dict[str, Any]) -> None:
 
 
 def stage_in_memory(staging: RunStaging, *, listed_at: datetime, source: str, api_format: str,
-                    vms: pd.DataFrame, listings: dict[int, list[dict]], statuses: dict[int, str] | None = None,
+                    vms: pd.DataFrame, listings: dict[int, list[dict]],
                     users: pd.DataFrame | None = None, backup_servers: pd.DataFrame | None = None) -> None:
-    """Stage a whole sync given at once (VM frame, each VM's records); every VM 'ok' unless statuses says."""
+    """Stage a whole sync given at once (VM frame, each VM's records), every VM read 'ok'."""
     staging.write_listing({"listed_at": listed_at.isoformat(), "source": source, "format": api_format,
                            "requests": 0, "retries": 0}, vms, users, backup_servers)
-    owners = dict(zip(vms["id"].astype(int), vms["user_id"].astype(object).where(vms["user_id"].notna(), None)))
     writer = staging.start_backups()
-    result = normalize_backups(listings, owners)
+    result = normalize_backups(listings, vm_owners(vms))
     writer.write_part(result.frame, result.rejects)
-    ids = [int(vm_id) for vm_id in vms["id"]]
-    status = [(statuses or {}).get(vm_id, "ok") for vm_id in ids]
-    writer.finish(pa.table({
-        "virtual_machine_id": pa.array(ids, pa.int64()), "status": pa.array(status, pa.string()),
-        "http_status": pa.nulls(len(ids), pa.int64()), "error_kind": pa.nulls(len(ids), pa.string()),
-        "message": pa.nulls(len(ids), pa.string()),
-    }), {"requests": 0, "retries": 0})
+    writer.finish([(int(vm_id), "ok", None, None, None) for vm_id in vms["id"]], {"requests": 0, "retries": 0})
