@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Literal
 
@@ -121,11 +122,38 @@ class WarehouseResource(dg.ConfigurableResource):
         return RunStaging(root=root, run_key=run_key)
 
 
+def _decimal_text(text: str) -> str:
+    """A non-negative finite decimal written plainly ("0.05"), checked without ever becoming a float."""
+    try:
+        value = Decimal(text.strip())
+    except InvalidOperation:
+        raise ValueError("not a decimal number") from None
+    if not value.is_finite() or value < 0:
+        raise ValueError("must be a finite number greater than or equal to 0")
+    return format(value, "f")
+
+
 class ReportsResource(dg.ConfigurableResource):
-    """Where the report files go and in which formats."""
+    """Where the report files go, in which formats, and the prices and thresholds the reports apply."""
 
     reports_dir: str = Field(default="reports", min_length=1)
     export_formats: list[str] = Field(default_factory=lambda: ["csv"], min_length=1)
+    # Decimals kept as text: Dagster's config has no decimal type, and a float would round a price.
+    free_gib_months: str = Field(default="0", description="GiB-months per user and month not billed.")
+    price_per_gib_month: str = Field(default="", description="Price of one GiB-month; empty: no amounts.")
+    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
+    protection_days: float = Field(default=7.0, gt=0, le=36_500, **_FINITE)
+    anomaly_factor: float = Field(default=3.0, gt=1, le=1_000_000, **_FINITE)
+
+    @field_validator("free_gib_months")
+    @classmethod
+    def _free_is_decimal(cls, text: str) -> str:
+        return _decimal_text(text)
+
+    @field_validator("price_per_gib_month")
+    @classmethod
+    def _price_is_decimal(cls, text: str) -> str:
+        return _decimal_text(text) if text.strip() else ""
 
     @field_validator("export_formats")
     @classmethod
@@ -135,6 +163,17 @@ class ReportsResource(dg.ConfigurableResource):
             raise ValueError(f"unknown format {', '.join(map(repr, unknown))}; use a comma-separated list of "
                              f"{', '.join(EXPORT_FORMATS)}")
         return list(dict.fromkeys(formats))
+
+
+class AlertsResource(dg.ConfigurableResource):
+    """Where alerts are posted (a Slack-compatible webhook) and when a backup server counts as filling up."""
+
+    webhook_url: str = Field(default="", description="Webhook URL (BACKUPS_ALERT_WEBHOOK_URL); a secret, never shown.")
+    full_days: float = Field(default=30.0, gt=0, le=36_500, **_FINITE)
+
+    def shown(self) -> dict[str, object]:
+        """The effective settings for a run's metadata: whether a webhook is set, never its URL."""
+        return {"webhook": "set" if self.webhook_url else "not set", "full_days": self.full_days}
 
 
 class ChecksResource(dg.ConfigurableResource):

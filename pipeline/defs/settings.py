@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import dagster as dg
 import pydantic
 
-from pipeline.defs.resources import ChecksResource, OnAppResource, ReportsResource, WarehouseResource
+from pipeline.defs.resources import AlertsResource, ChecksResource, OnAppResource, ReportsResource, WarehouseResource
 
 # The documented variables, each the field of one resource: (resource key, field).
 VARIABLES: dict[str, tuple[str, str]] = {
@@ -39,15 +39,25 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "BACKUPS_DUCKDB_MEMORY_LIMIT": ("warehouse", "memory_limit"),
     "BACKUPS_REPORTS_DIR": ("reports", "reports_dir"),
     "BACKUPS_EXPORT_FORMATS": ("reports", "export_formats"),
+    "BACKUPS_FREE_GIB_MONTHS": ("reports", "free_gib_months"),
+    "BACKUPS_PRICE_PER_GIB_MONTH": ("reports", "price_per_gib_month"),
+    "BACKUPS_CURRENCY": ("reports", "currency"),
+    "BACKUPS_PROTECTION_DAYS": ("reports", "protection_days"),
+    "BACKUPS_ANOMALY_FACTOR": ("reports", "anomaly_factor"),
+    "BACKUPS_ALERT_WEBHOOK_URL": ("alerts", "webhook_url"),
+    "BACKUPS_ALERT_FULL_DAYS": ("alerts", "full_days"),
     "BACKUPS_MAX_SWING_PCT": ("checks", "max_swing_pct"),
     "BACKUPS_MAX_AGE_HOURS": ("checks", "max_age_hours"),
 }
 # Comma-separated lists, split before validation.
 _LISTS = {"BACKUPS_EXPORT_FORMATS"}
-# Words folded to lower case: `XML` and `Parquet` mean what they say.
+# Words folded to lower case: `XML` and `Parquet` mean what they say; and to upper case: `eur` is EUR.
 _LOWERED = {"ONAPP_API_FORMAT", "BACKUPS_EXPORT_FORMATS"}
+_UPPERED = {"BACKUPS_CURRENCY"}
+# Values that are secrets: resolved when a run starts (never in the definitions) and never shown.
+_SECRETS = {"ONAPP_API_KEY": ("onapp", "api_key"), "BACKUPS_ALERT_WEBHOOK_URL": ("alerts", "webhook_url")}
 _RESOURCES = {"onapp": OnAppResource, "warehouse": WarehouseResource, "reports": ReportsResource,
-              "checks": ChecksResource}
+              "alerts": AlertsResource, "checks": ChecksResource}
 
 
 class SettingsError(ValueError):
@@ -85,7 +95,7 @@ def _given(environ: Mapping[str, str], variable: str) -> str | None:
 
 
 def _value(variable: str, raw: str) -> Any:
-    text = raw.lower() if variable in _LOWERED else raw
+    text = raw.lower() if variable in _LOWERED else raw.upper() if variable in _UPPERED else raw
     return [part.strip() for part in text.split(",") if part.strip()] if variable in _LISTS else text
 
 
@@ -93,7 +103,7 @@ def _fail(error: pydantic.ValidationError, variables: Mapping[str, str], environ
     detail = error.errors()[0]
     field = str(detail["loc"][0]) if detail.get("loc") else ""
     variable = variables.get(field, field)
-    shown = "(hidden)" if variable == "ONAPP_API_KEY" else repr(environ.get(variable, ""))
+    shown = "(hidden)" if variable in _SECRETS else repr(environ.get(variable, ""))
     return SettingsError(f"{variable}={shown}: {detail['msg']}")
 
 
@@ -108,9 +118,11 @@ def build_resources(environ: Mapping[str, str]) -> dict[str, dg.ConfigurableReso
         raw = _given(environ, variable)
         if raw is not None:
             fields[resource][field] = _value(variable, raw)
-    if "api_key" in fields["onapp"]:
-        # Resolved when a run starts, so the key's value never sits in the code location's definitions.
-        fields["onapp"]["api_key"] = dg.EnvVar("ONAPP_API_KEY")
+    _check_webhook(fields["alerts"].get("webhook_url"))
+    for variable, (resource, field) in _SECRETS.items():
+        if field in fields[resource]:
+            # Resolved when a run starts, so the secret never sits in the code location's definitions.
+            fields[resource][field] = dg.EnvVar(variable)
     classes = dict(_RESOURCES)
     if not fields["onapp"].get("api_url"):
         from pipeline.defs.demo_resource import DemoOnAppResource, demo_settings
@@ -137,6 +149,15 @@ def _check_url(onapp: OnAppResource) -> None:
     if parts.password is not None or parts.username is not None:
         # Credentials in the URL would leak into every error message.
         raise SettingsError("ONAPP_API_URL carries credentials: put them in ONAPP_API_USER and ONAPP_API_KEY")
+
+
+def _check_webhook(url: str | None) -> None:
+    if url is None:
+        return
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        # The URL may carry a token: the message never repeats it.
+        raise SettingsError("BACKUPS_ALERT_WEBHOOK_URL=(hidden): not an http(s) URL")
 
 
 def schedule_settings(environ: Mapping[str, str]) -> ScheduleSettings:

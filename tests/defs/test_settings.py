@@ -32,7 +32,15 @@ BAD_VALUES = {
     "BACKUPS_EXPORT_FORMATS": "csv,xlsx",
     "BACKUPS_MAX_SWING_PCT": "-1",
     "BACKUPS_MAX_AGE_HOURS": "0",
+    "BACKUPS_FREE_GIB_MONTHS": "-1",
+    "BACKUPS_PRICE_PER_GIB_MONTH": "0,05",
+    "BACKUPS_CURRENCY": "dollars",
+    "BACKUPS_PROTECTION_DAYS": "0",
+    "BACKUPS_ANOMALY_FACTOR": "1",
+    "BACKUPS_ALERT_FULL_DAYS": "nan",
 }
+# Secrets: a bad value is refused without repeating it.
+SECRET_BAD = {"BACKUPS_ALERT_WEBHOOK_URL": "hooks.example.com/T0KEN-in-the-path"}
 # Free text: any string is a value (a path, a user name, a key).
 FREE_TEXT = {"ONAPP_API_USER", "ONAPP_API_KEY", "ONAPP_CA_BUNDLE", "BACKUPS_DB", "BACKUPS_STAGING_DIR",
              "BACKUPS_REPORTS_DIR"}
@@ -44,7 +52,27 @@ SCHEDULE_BAD = {
 
 
 def test_every_variable_is_either_bounded_or_free_text():
-    assert set(BAD_VALUES) | FREE_TEXT == set(VARIABLES)
+    assert set(BAD_VALUES) | FREE_TEXT | set(SECRET_BAD) == set(VARIABLES)
+
+
+@pytest.mark.parametrize(("variable", "value"), sorted(SECRET_BAD.items()))
+def test_a_bad_secret_is_refused_without_showing_it(variable, value):
+    with pytest.raises(SettingsError) as error:
+        build_resources({variable: value})
+    assert str(error.value).startswith(f"{variable}=(hidden): ") and "T0KEN" not in str(error.value)
+
+
+def test_prices_stay_decimals_and_currencies_upper_case():
+    reports = build_resources({"BACKUPS_PRICE_PER_GIB_MONTH": " 0.0500 ", "BACKUPS_FREE_GIB_MONTHS": "1e1",
+                               "BACKUPS_CURRENCY": "eur"})["reports"]
+    assert (reports.price_per_gib_month, reports.free_gib_months, reports.currency) == ("0.0500", "10", "EUR")
+    assert build_resources({})["reports"].price_per_gib_month == ""
+
+
+def test_the_webhook_url_is_resolved_when_a_run_starts_not_kept_in_the_definitions(monkeypatch):
+    monkeypatch.setenv("BACKUPS_ALERT_WEBHOOK_URL", "https://hooks.example.com/T0KEN")
+    alerts = build_resources({"BACKUPS_ALERT_WEBHOOK_URL": "https://hooks.example.com/T0KEN"})["alerts"]
+    assert "T0KEN" not in repr(alerts.dict()) and "T0KEN" not in repr(alerts.shown())
 
 
 @pytest.mark.parametrize(("variable", "value"), sorted(BAD_VALUES.items()))
