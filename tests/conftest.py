@@ -23,7 +23,7 @@ from pipeline.defs.table_assets import table_assets
 from pipeline.defs.report_assets import report_assets
 from pipeline.demo.config import DemoCloudConfig
 from pipeline.demo.server import DemoCloud
-from pipeline.defs.resources import ChecksResource, OnAppResource, ReportsResource, WarehouseResource
+from pipeline.defs.resources import AlertsResource, ChecksResource, OnAppResource, ReportsResource, WarehouseResource
 from pipeline.defs.retry import step_retry_policy
 from pipeline.defs.settings import ScheduleSettings
 from pipeline.defs.table_assets import TABLES
@@ -51,7 +51,8 @@ class SyncHarness:
     def resources(self, *, api_format: str = "json", user: str | None = None, api_key: str | None = None,
                   url: str | None = None, max_failed_fraction: float = 0.5, lock_timeout_s: float = 60.0,
                   export_formats: tuple[str, ...] = ("csv",), max_swing_pct: float = 30.0,
-                  max_age_hours: float = 26.0, **client: object) -> dict:
+                  max_age_hours: float = 26.0, report_settings: dict | None = None, webhook_url: str = "",
+                  alert_full_days: float = 30.0, **client: object) -> dict:
         """The job's resources against this cloud and warehouse, with a fast client backoff."""
         onapp = OnAppResource(
             api_url=url or self.cloud.url,
@@ -66,9 +67,11 @@ class SyncHarness:
         warehouse = WarehouseResource(
             path=str(self.db_path), max_failed_fraction=max_failed_fraction, lock_timeout_s=lock_timeout_s,
         )
-        reports = ReportsResource(reports_dir=str(self.reports_dir), export_formats=list(export_formats))
+        reports = ReportsResource(reports_dir=str(self.reports_dir), export_formats=list(export_formats),
+                                  **(report_settings or {}))
+        alerts = AlertsResource(webhook_url=webhook_url, full_days=alert_full_days)
         checks = ChecksResource(max_swing_pct=max_swing_pct, max_age_hours=max_age_hours)
-        return {"onapp": onapp, "warehouse": warehouse, "reports": reports, "checks": checks}
+        return {"onapp": onapp, "warehouse": warehouse, "reports": reports, "alerts": alerts, "checks": checks}
 
     def run(self, *, step_retries: bool = False, **options: object) -> dg.ExecuteInProcessResult:
         """Materialize every asset once; Dagster's step retries (30 s apart) only when asked."""
