@@ -23,6 +23,10 @@ REPORT_DESCRIPTIONS = {
     "storage_trend": "Daily backup storage per backup server and per user, with a chart per server.",
     "capacity_forecast": "When each backup server reaches 80% and 100% of its capacity at the last 30 days' pace.",
     "reclaimable_backups": "Backups whose space could be reclaimed, and why.",
+    "chargeback_by_user_month": "GiB-hours, GiB-months and the amount to bill per owner and calendar month, with a "
+                                "chart of the top users' last 12 months.",
+    "protection_gaps": "Current VMs without a backup, without a recent built one, or with one stuck unbuilt.",
+    "backup_anomalies": "Current backups far larger or smaller than the median of their VM's other backups.",
 }
 
 # The warehouse tables each report view reads (sql/reports/<name>.sql), so the graph shows its inputs.
@@ -33,6 +37,10 @@ REPORT_TABLES = {
     "storage_trend": ["storage_history", "backup_servers", "users"],
     "capacity_forecast": ["backups", "backup_servers", "storage_history"],
     "reclaimable_backups": ["backups", "virtual_machines"],
+    # The three below also read report_settings, which each load writes beside these tables.
+    "chargeback_by_user_month": ["backups", "users", "sync_runs"],
+    "protection_gaps": ["backups", "virtual_machines", "users", "sync_runs"],
+    "backup_anomalies": ["backups"],
 }
 
 

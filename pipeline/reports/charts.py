@@ -15,6 +15,10 @@ from matplotlib.figure import Figure
 from pipeline.reports.atomic_file import atomic_path
 
 TOP_USERS = 20
+# The chargeback chart: this many months up to as of, the largest users over them, the others as one.
+BILLED_MONTHS = 12
+TOP_BILLED_USERS = 10
+OTHER_USERS = "other users"
 # History spanning less than this is drawn on a window this wide, a tick per day.
 MIN_TREND_WINDOW = pd.Timedelta(days=7)
 # Fewer bars than this get the room of this many, so a lone bar does not fill the plot.
@@ -148,11 +152,43 @@ def user_chart(frame: pd.DataFrame) -> Figure:
     return figure
 
 
+def chargeback_chart(frame: pd.DataFrame) -> Figure:
+    """GiB-months of the last 12 months up to as of, stacked per month: the top users, then the rest as one."""
+    title = f"Backup GiB-months per user, last {BILLED_MONTHS} months (top {TOP_BILLED_USERS})"
+    figure, axes = _figure(title)
+    if frame.empty:
+        _empty(axes)
+        return figure
+    # The months up to that of as of (UTC); those without rows (nothing stored) still get their slot, at 0.
+    last = pd.Timestamp(frame["as_of"].max()).tz_convert("UTC").tz_localize(None).to_period("M")
+    months = [str(last - k) for k in range(BILLED_MONTHS - 1, -1, -1)]
+    recent = frame[frame["month"].isin(months)].assign(
+        gib_months=lambda f: f["gib_months"].astype(float),
+        name=lambda f: [_name(r.user_login, r.user_id, "user", "no owner") for r in f.itertuples()])
+    ranked = recent.groupby("name", sort=False)["gib_months"].sum().sort_values(ascending=False, kind="stable")
+    top = list(ranked.index[:TOP_BILLED_USERS])
+    table = (recent.assign(name=recent["name"].where(recent["name"].isin(top), OTHER_USERS))
+             .pivot_table(index="month", columns="name", values="gib_months", aggfunc="sum")
+             .reindex(index=months, columns=[*top, *([OTHER_USERS] if len(ranked) > len(top) else [])])
+             .fillna(0.0))
+    bottom = [0.0] * len(months)
+    for name in table.columns:
+        color = "tab:gray" if name == OTHER_USERS else None
+        axes.bar(range(len(months)), table[name], bottom=bottom, label=name, color=color)
+        bottom = [b + h for b, h in zip(bottom, table[name])]
+    axes.set_xticks(range(len(months)), months, rotation=30, ha="right")
+    axes.set_ylabel("GiB-months")
+    # Beside the bars, not on them: stacked bars leave no empty corner.
+    axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+    return figure
+
+
 # Report name -> how to draw it; the other reports are tables only.
 CHARTS: dict[str, Callable[[pd.DataFrame], Figure]] = {
     "storage_by_backup_server": backup_server_chart,
     "storage_trend": trend_chart,
     "storage_by_user": user_chart,
+    "chargeback_by_user_month": chargeback_chart,
 }
 
 

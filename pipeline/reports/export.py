@@ -7,6 +7,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,9 @@ REPORTS: tuple[str, ...] = (
     "storage_trend",
     "capacity_forecast",
     "reclaimable_backups",
+    "chargeback_by_user_month",
+    "protection_gaps",
+    "backup_anomalies",
 )
 
 EXPORT_FORMATS: tuple[str, ...] = ("csv", "parquet")
@@ -48,11 +52,20 @@ def neutralize_formulas(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 def read_report(con: duckdb.DuckDBPyConnection, name: str) -> pd.DataFrame:
-    """The rows of one report view, in the view's order."""
+    """The rows of one report view, in the view's order; DECIMAL columns hold exact Decimals."""
     if name not in REPORTS:
         raise ValueError(f"unknown report {name!r}; reports are {', '.join(REPORTS)}")
     # The name is checked against the fixed list above: identifiers cannot be ? parameters.
-    return con.execute(f"SELECT * FROM {name}").df()
+    types = con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {name})").fetchall()
+    decimals = [column for column, sql_type in types if sql_type.startswith("DECIMAL")]
+    if not decimals:
+        return con.execute(f"SELECT * FROM {name}").df()
+    # .df() turns DECIMAL into float64, which would round an amount; read them as text, then as Decimals.
+    as_text = ", ".join(f'"{column}"::VARCHAR AS "{column}"' for column in decimals)
+    frame = con.execute(f"SELECT * REPLACE ({as_text}) FROM {name}").df()
+    for column in decimals:
+        frame[column] = frame[column].map(Decimal, na_action="ignore")
+    return frame
 
 def write_csv(frame: pd.DataFrame, path: Path) -> Path:
     """Write RFC 4180 CSV (UTF-8, CRLF, header) via a temporary file and a rename."""

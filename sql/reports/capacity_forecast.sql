@@ -5,11 +5,16 @@
 -- nothing then (0 GiB). Fullness outranks the other statuses: a full server must say so even
 -- with one day of history. GiB figures are shown to 3 decimals (1 MiB); percentages, days and
 -- dates are worked out from the unrounded ones.
+-- reclaimable_gib: the server's current backups marked for delete, the space OnApp's purge frees;
+-- days_to_100_pct_after_purge: days_to_100_pct at the same pace from the storage left after that purge.
 CREATE OR REPLACE VIEW capacity_forecast AS
 WITH servers AS (
     SELECT s.id, s.label, s.capacity::DOUBLE AS capacity_gib,
            coalesce((SELECT sum(b.backup_size) FROM backups AS b
-                     WHERE b.deleted_at IS NULL AND b.backup_server_id = s.id), 0) / 1048576.0 AS storage_gib
+                     WHERE b.deleted_at IS NULL AND b.backup_server_id = s.id), 0) / 1048576.0 AS storage_gib,
+           coalesce((SELECT sum(b.backup_size) FROM backups AS b
+                     WHERE b.deleted_at IS NULL AND b.backup_server_id = s.id AND b.marked_for_delete), 0)
+               / 1048576.0 AS reclaimable_gib
     FROM backup_servers AS s
     WHERE s.capacity > 0
 ),
@@ -47,7 +52,9 @@ reach AS (
            CASE WHEN slope > 0 AND storage_gib < 0.8 * capacity_gib
                 THEN (0.8 * capacity_gib - storage_gib) / slope END AS days_80,
            CASE WHEN slope > 0 AND storage_gib < capacity_gib
-                THEN (capacity_gib - storage_gib) / slope END AS days_100
+                THEN (capacity_gib - storage_gib) / slope END AS days_100,
+           CASE WHEN slope > 0 AND storage_gib - reclaimable_gib < capacity_gib
+                THEN (capacity_gib - (storage_gib - reclaimable_gib)) / slope END AS days_100_after_purge
     FROM forecast
 )
 SELECT
@@ -72,6 +79,8 @@ SELECT
         WHEN slope IS NULL                     THEN 'not enough history'
         WHEN slope <= 0                        THEN 'not growing'
         ELSE 'growing'
-    END                                                   AS status
+    END                                                   AS status,
+    round(reclaimable_gib, 3)                             AS reclaimable_gib,
+    round(days_100_after_purge, 1)                        AS days_to_100_pct_after_purge
 FROM reach
 ORDER BY backup_server_id;

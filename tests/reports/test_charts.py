@@ -8,6 +8,7 @@ import io
 from datetime import datetime, timedelta, timezone
 
 import matplotlib.image
+from matplotlib.colors import to_rgba
 from matplotlib.dates import num2date
 import pytest
 from PIL import Image
@@ -18,6 +19,7 @@ from pipeline.reports.charts import (
     MIN_BAR_SLOTS,
     TOP_USERS,
     backup_server_chart,
+    chargeback_chart,
     trend_chart,
     user_chart,
     write_chart,
@@ -25,6 +27,7 @@ from pipeline.reports.charts import (
 from pipeline.reports.export import REPORTS, read_report
 from pipeline.warehouse.connection import open_warehouse
 from tests.conftest import SMALL_FLEET, SyncHarness, run_failure_text
+from tests.reports.history import GIB_KB, history, utc
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -43,7 +46,8 @@ def assert_png(data: bytes) -> None:
 def test_each_report_run_writes_its_charts_as_valid_pngs(harness):
     result = harness.run()
     assert result.success, run_failure_text(result)
-    assert set(CHARTS) == {"storage_by_backup_server", "storage_trend", "storage_by_user"} <= set(REPORTS)
+    assert set(CHARTS) == {"storage_by_backup_server", "storage_trend", "storage_by_user",
+                           "chargeback_by_user_month"} <= set(REPORTS)
     for name in CHARTS:
         assert_png((harness.reports_dir / f"{name}.png").read_bytes())
     # Only those reports are pictured, and no temporary file is left beside them.
@@ -224,3 +228,31 @@ def test_a_report_without_a_chart_writes_none(tmp_path):
         frame = read_report(con, "reclaimable_backups")
     assert write_chart("reclaimable_backups", frame, tmp_path) is None
     assert list(tmp_path.glob("*.png")) == []
+
+
+def test_chargeback_chart_stacks_the_top_users_of_the_last_12_months(tmp_path):
+    # Users 1..12 hold k GiB each from April 2023 (user 1 from June); "old-timer" held far more, but
+    # only until February 2023, before the 12 months up to as of (March 2024).
+    with history(tmp_path / "w.duckdb") as h:
+        h.sync(utc(2024, 3, 10, 12))
+        for k in range(1, 13):
+            h.user(k, f"u{k:02d}")
+            h.backup(k, owner=k, size=k * GIB_KB, created_at=utc(2023, 6 if k == 1 else 4, 1))
+        h.user(13, "old-timer")
+        h.backup(13, owner=13, size=1000 * GIB_KB, created_at=utc(2022, 1, 1), deleted_at=utc(2023, 3, 1))
+        frame = read_report(h.con, "chargeback_by_user_month")
+    axes = chargeback_chart(frame).axes[0]
+    months = [f"2023-{m:02d}" for m in range(4, 13)] + ["2024-01", "2024-02", "2024-03"]
+    assert [tick.get_text() for tick in axes.get_xticklabels()] == months
+    assert [bars.get_label() for bars in axes.containers] == [f"u{k:02d}" for k in range(12, 2, -1)] + ["other users"]
+    gib = {(row.month, row.user_login): float(row.gib_months) for row in frame.itertuples()}
+    bottoms = [0.0] * len(months)
+    for bars in axes.containers:
+        users = [bars.get_label()] if bars.get_label() != "other users" else ["u01", "u02"]
+        want = [sum(gib.get((month, user), 0.0) for user in users) for month in months]
+        assert [bar.get_height() for bar in bars] == pytest.approx(want)
+        assert [bar.get_y() for bar in bars] == pytest.approx(bottoms)
+        bottoms = [b + w for b, w in zip(bottoms, want)]
+    # The others are grey: users 1 and 2, with user 1 absent (0) in April and May.
+    assert axes.containers[-1].patches[0].get_facecolor() == pytest.approx(to_rgba("tab:gray"))
+    assert axes.containers[-1].patches[0].get_height() == pytest.approx(2.0)

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from pipeline.demo.server import DemoCloud
-from pipeline.reports.export import REPORTS, read_report
+from pipeline.reports.export import REPORTS, export_report, read_report
 from pipeline.warehouse.connection import open_warehouse
 from tests.conftest import SMALL_FLEET, SyncHarness, run_failure_text
 
@@ -94,12 +94,20 @@ def test_existing_columns_keep_their_order_and_growth_is_appended(harness):
     assert not list(harness.reports_dir.glob(".*"))
 
 
-def test_a_rerun_with_nothing_changed_writes_identical_reports(harness):
-    # Each view ends with a total ORDER BY and reads "now" from the data, so the bytes repeat.
+def test_a_rerun_with_nothing_changed_writes_identical_reports(harness, tmp_path):
+    # Each view ends with a total ORDER BY and reads "now" from the data, so the bytes repeat. Reports
+    # "as of" the latest sync move with it (a rerun is a later sync): read again, they repeat too.
+    moving = {"chargeback_by_user_month", "protection_gaps"}
     ok(harness)
     first = {name: (harness.reports_dir / f"{name}.csv").read_bytes() for name in REPORTS}
+    (tmp_path / "again").mkdir()
+    with open_warehouse(harness.db_path, read_only=True) as con:
+        again = {name: export_report(con, name, tmp_path / "again")[0]["csv"].read_bytes() for name in moving}
+    assert again == {name: first[name] for name in moving}
     ok(harness)
-    assert {name: (harness.reports_dir / f"{name}.csv").read_bytes() for name in REPORTS} == first
+    steady = [name for name in REPORTS if name not in moving]
+    assert {name: (harness.reports_dir / f"{name}.csv").read_bytes() for name in steady} == {
+        name: first[name] for name in steady}
 
 
 # --- growth ----------------------------------------------------------------------------------
@@ -390,6 +398,7 @@ def test_capacity_forecast_exported_as_csv_by_the_job(forecast_harness):
     assert list(frame.columns) == [
         "backup_server_id", "label", "capacity_gib", "storage_gib", "used_pct", "growth_gib_per_day",
         "history_days", "days_to_80_pct", "date_80_pct", "days_to_100_pct", "date_100_pct", "status",
+        "reclaimable_gib", "days_to_100_pct_after_purge",
     ]
     assert sorted(frame["backup_server_id"].astype(int)) == sorted(forecast_harness.cloud.fleet.backup_servers)
 
@@ -492,10 +501,13 @@ def test_every_gib_figure_is_rounded_to_3_decimals(harness):
     ok(harness)
     with open_warehouse(harness.db_path, read_only=True) as con:
         views = {name: read_report(con, name) for name in REPORTS}
-    gib_columns = {(name, c) for name, frame in views.items() for c in frame.columns if "_gib" in c}
+    # GiB figures; the chargeback's GiB-hours and GiB-months are to 6 decimals (tests/reports/test_chargeback.py).
+    gib_columns = {(name, c) for name, frame in views.items() for c in frame.columns
+                   if c.endswith(("_gib", "_gib_per_day"))}
     assert {("storage_by_backup_server", "storage_gib"), ("storage_by_user", "storage_gib"),
             ("storage_by_virtual_machine", "storage_gib"), ("storage_trend", "storage_gib"),
-            ("capacity_forecast", "storage_gib"), ("capacity_forecast", "growth_gib_per_day")} <= gib_columns
+            ("capacity_forecast", "storage_gib"), ("capacity_forecast", "growth_gib_per_day"),
+            ("capacity_forecast", "reclaimable_gib")} <= gib_columns
     for name, column in gib_columns:
         values = views[name][column].dropna().astype(float)
         assert len(values), (name, column)
@@ -539,7 +551,7 @@ def test_no_report_cell_starts_a_formula(harness):
 def test_parquet_exports_hold_the_views_rows_unneutralized(harness):
     ok(harness, export_formats=("csv", "parquet"))
     with open_warehouse(harness.db_path, read_only=True) as con:
-        views = {name: con.execute(f"SELECT * FROM {name}").df() for name in REPORTS}
+        views = {name: read_report(con, name) for name in REPORTS}
     for name, view in views.items():
         exported = pd.read_parquet(harness.reports_dir / f"{name}.parquet")
         pd.testing.assert_frame_equal(exported, view, check_dtype=False)
