@@ -8,6 +8,7 @@ import os
 
 import dagster as dg
 
+from pipeline.defs.alert_assets import alert_assets
 from pipeline.defs.api_assets import build_api_assets
 from pipeline.defs.checks import asset_checks
 from pipeline.defs.executor import in_process_or_multiprocess
@@ -20,7 +21,7 @@ from pipeline.defs.table_assets import table_assets
 _schedule = schedule_settings(os.environ)
 
 defs = dg.Definitions(
-    assets=[*build_api_assets(step_retry_policy(_schedule)), *table_assets, *report_assets],
+    assets=[*build_api_assets(step_retry_policy(_schedule)), *table_assets, *report_assets, *alert_assets],
     asset_checks=asset_checks,
     jobs=[sync_job],
     schedules=[daily_schedule(_schedule)],

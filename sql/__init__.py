@@ -1,1 +1,1 @@
-"""The SQL files (migrations/, reports/, checks/ and the sync's statements), shipped as package data."""
+"""The SQL files (migrations/, reports/, checks/, alerts/ and the sync's statements), shipped as package data."""

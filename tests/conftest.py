@@ -18,6 +18,7 @@ import duckdb
 import pandas as pd
 import pytest
 
+from pipeline.defs.alert_assets import alert_assets
 from pipeline.defs.api_assets import build_api_assets
 from pipeline.defs.table_assets import table_assets
 from pipeline.defs.report_assets import report_assets
@@ -32,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 
 # Every asset of the code location, with the default step retry policy.
-ALL_ASSETS = [*build_api_assets(step_retry_policy(ScheduleSettings())), *table_assets, *report_assets]
+ALL_ASSETS = [*build_api_assets(step_retry_policy(ScheduleSettings())), *table_assets, *report_assets, *alert_assets]
 
 # The client retries requests within milliseconds here; Dagster's step retries wait 30 s each.
 NO_STEP_RETRIES = {"execution": {"config": {"retries": {"disabled": {}}}}}
@@ -103,6 +104,16 @@ def make_cloud() -> Iterator:
     yield start
     for cloud in clouds:
         cloud.stop()
+
+
+@pytest.fixture
+def receiver() -> Iterator:
+    """A loopback webhook receiver (tests/alerts/receiver.py), stopped at the end of the test."""
+    from tests.alerts.receiver import Receiver
+
+    server = Receiver().start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -9,9 +9,10 @@ import dagster as dg
 import pandas as pd
 import requests
 
+from pipeline.defs.alert_assets import alert_sync_failed
 from pipeline.defs.memory import release_freed_memory
 from pipeline.defs.metadata import preview, settings_table
-from pipeline.defs.resources import OnAppResource, WarehouseResource
+from pipeline.defs.resources import AlertsResource, OnAppResource, WarehouseResource
 from pipeline.defs.retry import is_last_attempt
 from pipeline.defs.messages import describe_request_error
 from pipeline.onapp.client import (
@@ -41,7 +42,8 @@ def run_key(context: dg.OpExecutionContext) -> str:
     return context.run.root_run_id or context.run_id
 
 
-def vm_list(context: dg.AssetExecutionContext, onapp: OnAppResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def vm_list(context: dg.AssetExecutionContext, onapp: OnAppResource, warehouse: WarehouseResource,
+            alerts: AlertsResource) -> dg.MaterializeResult:
     """Every VM of the cloud, all pages, with the admin-only user and backup-server lists, staged for this run."""
     listed_at = datetime.now(timezone.utc)
     staging = warehouse.staging(run_key(context))
@@ -59,10 +61,11 @@ def vm_list(context: dg.AssetExecutionContext, onapp: OnAppResource, warehouse: 
         users = client.list_users()
         servers = client.list_backup_servers()
     except CredentialsRefused as error:
-        # Nothing is written: a wrong key is a configuration error, not a sync to record.
+        # No ledger row: a wrong key is a configuration error, not a sync to record.
+        alert_sync_failed(context, alerts, warehouse, str(error))
         raise dg.Failure(description=str(error), allow_retries=False) from None
     except (ApiError, PaginationError, requests.RequestException) as error:
-        _record_unreadable_list(context, onapp, warehouse, listed_at, error)
+        _record_unreadable_list(context, onapp, warehouse, alerts, listed_at, error)
     finally:
         client.close()
     vm_frame = reference_frame(vms, VM_FIELDS)
@@ -122,7 +125,7 @@ def _check_source(onapp: OnAppResource, warehouse: WarehouseResource) -> None:
 
 
 def _record_unreadable_list(context: dg.AssetExecutionContext, onapp: OnAppResource, warehouse: WarehouseResource,
-                            listed_at: datetime, error: Exception) -> None:
+                            alerts: AlertsResource, listed_at: datetime, error: Exception) -> None:
     message = f"the VM list could not be read: {describe_request_error(error, onapp.api_url if not onapp.is_demo else onapp.endpoint()[0])}"
     # Paging that cannot be followed, or a certificate that is not trusted, fails the same way on every
     # attempt: no step retry.
@@ -137,11 +140,12 @@ def _record_unreadable_list(context: dg.AssetExecutionContext, onapp: OnAppResou
             con, run_id=context.run_id, started_at=listed_at, source_url=onapp.source,
             format=onapp.api_format, message=message, warehouse_path=warehouse.path,
         )
+    alert_sync_failed(context, alerts, warehouse, message)
     raise dg.Failure(description=message, allow_retries=False) from None
 
 
 def backup_lists(
-    context: dg.AssetExecutionContext, onapp: OnAppResource, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext, onapp: OnAppResource, warehouse: WarehouseResource, alerts: AlertsResource
 ) -> dg.MaterializeResult:
     """Each listed VM's backup list, fetched concurrently and normalized into typed parts as it arrives."""
     started = time.monotonic()
@@ -175,6 +179,7 @@ def backup_lists(
     try:
         report = client.fetch_backups(vms["id"].astype(int).tolist(), log=context.log, on_listing=on_listing)
     except CredentialsRefused as error:
+        alert_sync_failed(context, alerts, warehouse, str(error))
         raise dg.Failure(description=str(error), allow_retries=False) from None
     finally:
         client.close()

@@ -1,4 +1,5 @@
-"""Asset checks on the warehouse: keys, sizes, the last sync's failures and rejects, storage swings, freshness."""
+"""Asset checks on the warehouse: keys, sizes, the last sync's failures and rejects, storage swings, freshness,
+protection gaps and size anomalies."""
 
 import dagster as dg
 import duckdb
@@ -10,7 +11,12 @@ from pipeline.warehouse.sql_files import query_sql
 
 BACKUPS = dg.AssetKey("backups")
 STORAGE_BY_BACKUP_SERVER = dg.AssetKey("storage_by_backup_server")
+PROTECTION_GAPS = dg.AssetKey("protection_gaps")
+BACKUP_ANOMALIES = dg.AssetKey("backup_anomalies")
 LOADED = ("ok", "partial")  # the sync statuses that wrote data
+# Items a warning's description names; the metadata lists more ids and previews the rows.
+NAMED = 10
+LISTED = 500
 
 def _read(warehouse: WarehouseResource, name: str, params: dict | None = None) -> pd.DataFrame:
     # Read-only, on the published file: a check never waits for a sync, nor makes one wait.
@@ -146,6 +152,52 @@ def last_sync_fresh(warehouse: WarehouseResource, checks: ChecksResource) -> dg.
     )
 
 
+def _counted(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _named(items: list[str], limit: int) -> str:
+    more = len(items) - limit
+    return ", ".join(items[:limit]) + (f" and {more} more" if more > 0 else "")
+
+
+@dg.asset_check(asset=PROTECTION_GAPS)
+def no_protection_gaps(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    """Every current VM has a built backup newer than BACKUPS_PROTECTION_DAYS and none stuck unbuilt (a warning)."""
+    gaps = _read(warehouse, "protection_gaps.sql")
+    named = [f"{row.virtual_machine_id} ({row.label}: {row.reason})" for row in gaps.itertuples()]
+    return dg.AssetCheckResult(
+        passed=gaps.empty,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=f"{_counted(len(gaps), 'VM')} not protected: {_named(named, NAMED)}" if named else None,
+        metadata={
+            "vms": len(gaps),
+            "virtual_machine_ids": _named([str(vm_id) for vm_id in gaps["virtual_machine_id"]], LISTED),
+            "gaps": preview(gaps, rows=20),
+        },
+    )
+
+
+@dg.asset_check(asset=BACKUP_ANOMALIES)
+def no_backup_anomalies(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    """No current backup is BACKUPS_ANOMALY_FACTOR times larger or smaller than its VM's usual (a warning)."""
+    found = _read(warehouse, "backup_anomalies.sql")
+    named = [f"backup {row.backup_id} of VM {row.virtual_machine_id} ({row.ratio} times the median)"
+             for row in found.itertuples()]
+    return dg.AssetCheckResult(
+        passed=found.empty,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=(f"{_counted(len(found), 'backup')} far from the VM's usual size: {_named(named, NAMED)}"
+                     if named else None),
+        metadata={
+            "backups": len(found),
+            "backup_ids": _named([str(backup_id) for backup_id in found["backup_id"]], LISTED),
+            "virtual_machine_ids": _named([str(vm_id) for vm_id in found["virtual_machine_id"].unique()], LISTED),
+            "anomalies": preview(found, rows=20),
+        },
+    )
+
+
 asset_checks = [
     backup_ids_unique,
     backup_sizes_not_negative,
@@ -153,4 +205,6 @@ asset_checks = [
     no_rejected_records,
     storage_swing_per_backup_server,
     last_sync_fresh,
+    no_protection_gaps,
+    no_backup_anomalies,
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
@@ -23,6 +23,7 @@ from pipeline.warehouse.connection import (
 )
 from pipeline.warehouse.load import DEFAULT_MAX_DELETED_FRACTION, DEFAULT_MAX_FAILED_FRACTION
 from pipeline.warehouse.publish import writing_session
+from pipeline.warehouse.report_settings import FREE_GIB_MONTHS_PLACES, PRICE_PLACES, ReportSettings, exact_decimal
 from pipeline.warehouse.staging import RunStaging
 
 # Numbers must be finite: an infinite timeout or threshold is a typo, not a wish.
@@ -122,15 +123,12 @@ class WarehouseResource(dg.ConfigurableResource):
         return RunStaging(root=root, run_key=run_key)
 
 
-def _decimal_text(text: str) -> str:
-    """A non-negative finite decimal written plainly ("0.05"), checked without ever becoming a float."""
-    try:
-        value = Decimal(text.strip())
-    except InvalidOperation:
-        raise ValueError("not a decimal number") from None
-    if not value.is_finite() or value < 0:
-        raise ValueError("must be a finite number greater than or equal to 0")
-    return format(value, "f")
+def _decimal_text(text: str, places: int) -> str:
+    """A non-negative finite decimal written plainly ("0.05"), checked without ever becoming a float.
+
+    It must also fit the warehouse's report_settings column exactly (at most `places` decimals).
+    """
+    return format(exact_decimal(text, places), "f")
 
 
 class ReportsResource(dg.ConfigurableResource):
@@ -148,12 +146,20 @@ class ReportsResource(dg.ConfigurableResource):
     @field_validator("free_gib_months")
     @classmethod
     def _free_is_decimal(cls, text: str) -> str:
-        return _decimal_text(text)
+        return _decimal_text(text, FREE_GIB_MONTHS_PLACES)
 
     @field_validator("price_per_gib_month")
     @classmethod
     def _price_is_decimal(cls, text: str) -> str:
-        return _decimal_text(text) if text.strip() else ""
+        return _decimal_text(text, PRICE_PLACES) if text.strip() else ""
+
+    def settings(self) -> ReportSettings:
+        """The prices and thresholds as the warehouse keeps them for its views (exact decimals)."""
+        price = self.price_per_gib_month
+        return ReportSettings(
+            free_gib_months=Decimal(self.free_gib_months), price_per_gib_month=Decimal(price) if price else None,
+            currency=self.currency, protection_days=self.protection_days, anomaly_factor=self.anomaly_factor,
+        )
 
     @field_validator("export_formats")
     @classmethod

@@ -5,12 +5,14 @@ from collections.abc import Iterator
 
 import dagster as dg
 
+from pipeline.defs.alert_assets import alert_sync_failed
 from pipeline.defs.api_assets import run_key
 from pipeline.defs.memory import release_freed_memory
 from pipeline.defs.metadata import preview, settings_table
-from pipeline.defs.resources import WarehouseResource
+from pipeline.defs.resources import AlertsResource, ReportsResource, WarehouseResource
 from pipeline.warehouse.connection import SourceMismatch
 from pipeline.warehouse.load import SyncFailed, write_sync
+from pipeline.warehouse.report_settings import write_report_settings
 from pipeline.warehouse.schema import table_schemas
 from pipeline.warehouse.sql_files import run_sql
 from pipeline.warehouse.staging import StagingMissing
@@ -40,7 +42,8 @@ def _spec(name: str) -> dg.AssetSpec:
 
 
 @dg.multi_asset(name="warehouse_load", specs=[_spec(name) for name in TABLES])
-def warehouse_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> Iterator[dg.MaterializeResult]:
+def warehouse_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                     reports: ReportsResource, alerts: AlertsResource) -> Iterator[dg.MaterializeResult]:
     """Loads this run's staged sync into every warehouse table in one transaction, then drops the staging."""
     started = time.monotonic()
     staging = warehouse.staging(run_key(context))
@@ -58,8 +61,13 @@ def warehouse_tables(context: dg.AssetExecutionContext, warehouse: WarehouseReso
             refused = str(error)  # its ledger row is committed: the session publishes it, then the step fails
         else:
             refused = None
+            if summary.status != "superseded":
+                # The views read their prices and thresholds from the warehouse: written in this session,
+                # they publish with the data they apply to.
+                write_report_settings(con, reports.settings(), summary.finished_at)
             counts = dict(run_sql(con, "table_row_counts.sql"))
     if refused is not None:
+        alert_sync_failed(context, alerts, warehouse, refused)
         raise dg.Failure(description=refused, allow_retries=False)
     staging.remove()
     release_freed_memory()

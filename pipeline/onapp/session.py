@@ -28,7 +28,7 @@ from pipeline.onapp.escape import printable
 from pipeline.onapp.redirects import MAX_REDIRECTS, origin, redirect_target, shown_origin
 from pipeline.onapp.secrets import body_snippet
 
-__all__ = ["ApiSession", "ClientSettings", "Counters", "decode_list"]
+__all__ = ["ApiSession", "CappedRetry", "ClientSettings", "Counters", "decode_list"]
 
 DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds
 RETRY_STATUSES = (429, 500, 502, 503, 504)
@@ -95,8 +95,22 @@ class _BodyTimedOut(ReadTimeoutError):
     """Marks a retry caused by the deadline passing while the body was read (the read budget too)."""
 
 
-class _CountingRetry(Retry):
-    """urllib3 Retry that tallies retries, ends each try's deadline, and never lets Retry-After stall or crash a run."""
+class CappedRetry(Retry):
+    """urllib3 Retry that never lets Retry-After stall or crash a run."""
+
+    def get_retry_after(self, response: Any) -> float | None:
+        # urllib3 already falls back to backoff for "0" or a past date, but raises
+        # InvalidHeader on a malformed or negative value (escaping as a raw urllib3
+        # error) and honours up to 6 h: fall back to backoff, and cap at backoff_max.
+        try:
+            seconds = super().get_retry_after(response)
+        except InvalidHeader:
+            return None
+        return None if seconds is None else min(seconds, self.backoff_max)
+
+
+class _CountingRetry(CappedRetry):
+    """urllib3 Retry that tallies retries, ends each try's deadline, and caps Retry-After."""
 
     def __init__(self, *args: Any, counters: Counters | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -121,16 +135,6 @@ class _CountingRetry(Retry):
         if clock is not None:
             clock.end()
         super().sleep(response)
-
-    def get_retry_after(self, response: Any) -> float | None:
-        # urllib3 already falls back to backoff for "0" or a past date, but raises
-        # InvalidHeader on a malformed or negative value (escaping as a raw urllib3
-        # error) and honours up to 6 h: fall back to backoff, and cap at backoff_max.
-        try:
-            seconds = super().get_retry_after(response)
-        except InvalidHeader:
-            return None
-        return None if seconds is None else min(seconds, self.backoff_max)
 
 
 class _TryFailed(Exception):

@@ -15,6 +15,7 @@ from pipeline.defs.checks import (
     last_sync_fresh,
 )
 from tests.conftest import SyncHarness, check_results, materialize_with_checks, run_failure_text
+from tests.defs.alerting_cloud import make_trouble, tidy
 
 
 def metadata(evaluation: dg.AssetCheckEvaluation) -> dict:
@@ -45,6 +46,7 @@ def materialized(result: dg.ExecuteInProcessResult) -> set[str]:
 
 
 def test_two_clean_syncs_pass_every_check(harness):
+    tidy(harness.cloud)  # the demo fleet's backups are old and of any size: gaps and anomalies everywhere
     first = materialize_with_checks(harness)
     second = materialize_with_checks(harness)
     assert first.success and second.success, run_failure_text(second)
@@ -52,6 +54,7 @@ def test_two_clean_syncs_pass_every_check(harness):
     assert set(results) == {
         "backup_ids_unique", "backup_sizes_not_negative", "failed_vms_under_threshold",
         "no_rejected_records", "storage_swing_per_backup_server", "last_sync_fresh",
+        "no_protection_gaps", "no_backup_anomalies",
     }
     assert all(evaluation.passed for evaluation in results.values())
     # The second sync had a previous one to compare with, server by server.
@@ -75,14 +78,14 @@ def test_a_negative_size_fails_the_blocking_check_and_holds_back_the_reports(har
     assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
     assert metadata(check)["negative_sizes"] == 1 and str(backup_id) in cells(metadata(check)["backups"])
     assert "backups" in materialized(result)
-    assert not {"storage_by_user", "storage_by_backup_server"} & materialized(result)
+    assert not {"storage_by_user", "storage_by_backup_server", "alerts"} & materialized(result)
 
     # Once the VM answers again, the sync overwrites the bad row and everything runs.
     cloud.config = dataclasses.replace(cloud.config, failing_vm_ids=frozenset())
     repaired = materialize_with_checks(harness)
     assert repaired.success, run_failure_text(repaired)
     assert check_results(repaired)["backup_sizes_not_negative"].passed
-    assert {"storage_by_user", "storage_by_backup_server"} <= materialized(repaired)
+    assert {"storage_by_user", "storage_by_backup_server", "alerts"} <= materialized(repaired)
 
 
 @pytest.mark.parametrize(
@@ -154,6 +157,42 @@ def test_rejected_records_warn_without_stopping_the_reports(harness):
     assert metadata(check)["rejected"] == 1
     assert "backup_size is not a valid int" in metadata(check)["rejects"]
     assert {"storage_by_user", "storage_by_backup_server"} <= materialized(result)
+
+
+def test_protection_gaps_and_anomalies_warn_naming_the_vms_and_backups(harness):
+    tidy(harness.cloud)
+    trouble = make_trouble(harness.cloud)
+    result = materialize_with_checks(harness)
+    assert result.success, run_failure_text(result)  # warnings: the reports still run
+    assert {"protection_gaps", "backup_anomalies"} <= materialized(result)
+    results = check_results(result)
+
+    gaps = results["no_protection_gaps"]
+    assert not gaps.passed and gaps.severity == dg.AssetCheckSeverity.WARN
+    vm = trouble.vm_without_backups
+    assert gaps.description.startswith(f"1 VM not protected: {vm} (") and gaps.description.endswith(": no backups)")
+    found = metadata(gaps)
+    assert (found["vms"], found["virtual_machine_ids"]) == (1, str(vm)) and str(vm) in cells(found["gaps"])
+
+    odd = results["no_backup_anomalies"]
+    assert not odd.passed and odd.severity == dg.AssetCheckSeverity.WARN
+    assert odd.description == (f"1 backup far from the VM's usual size: backup {trouble.huge_backup} of VM "
+                               f"{trouble.vm_with_huge_backup} (50.0 times the median)")
+    found = metadata(odd)
+    assert (found["backups"], found["backup_ids"], found["virtual_machine_ids"]) == (
+        1, str(trouble.huge_backup), str(trouble.vm_with_huge_backup))
+    assert str(trouble.huge_backup) in cells(found["anomalies"])
+
+
+def test_many_gaps_are_named_in_part_and_counted_in_full(harness):
+    # The demo fleet as it comes: every VM's newest backup is months old.
+    result = materialize_with_checks(harness)
+    gaps = check_results(result)["no_protection_gaps"]
+    vms = len(harness.cloud.fleet.vms)
+    assert not gaps.passed and metadata(gaps)["vms"] == vms
+    assert gaps.description.startswith(f"{vms} VMs not protected: 1 (") and gaps.description.endswith(
+        f" and {vms - 10} more")
+    assert metadata(gaps)["virtual_machine_ids"] == ", ".join(str(vm) for vm in sorted(harness.cloud.fleet.vms))
 
 
 def _busiest_server(cloud) -> int:

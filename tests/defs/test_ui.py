@@ -125,7 +125,7 @@ def test_dagster_dev_serves_every_asset_every_check_and_the_schedule(tmp_path):
         for checks_def in asset_checks
         for spec in checks_def.check_specs
     }
-    assert checks == expected and len(checks) == 6
+    assert checks == expected and len(checks) == 8
     [repository] = data["repositoriesOrError"]["nodes"]
     assert repository["schedules"] == [
         {"name": SCHEDULE_NAME, "cronSchedule": "0 2 * * *", "executionTimezone": "UTC", "pipelineName": "backups_sync"}

@@ -9,10 +9,11 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 from pipeline.demo.server import DemoCloud
+from tests.loopback import LoopbackServer
 
 # Headers of the demo cloud's answers that the client reads.
 _RELAYED = ("Content-Type", "Content-Encoding", "X-Total", "X-Limit", "X-Page", "Retry-After", "WWW-Authenticate")
@@ -48,7 +49,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:  # noqa: N802 - name fixed by BaseHTTPRequestHandler
-        api: HostileApi = self.server.api  # type: ignore[attr-defined]
+        api: HostileApi = self.server.owner  # type: ignore[attr-defined]
         parts = urlsplit(self.path)
         api.seen[parts.path] += 1
         answer = api.answers.get(parts.path)
@@ -112,12 +113,7 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-
-class HostileApi:
+class HostileApi(LoopbackServer):
     """Serves ``answers`` (path -> Crafted, or a function of the query giving one); forwards other paths upstream."""
 
     def __init__(self, upstream: DemoCloud | None = None) -> None:
@@ -125,24 +121,14 @@ class HostileApi:
         self.answers: dict[str, Answer] = {}
         self.seen: Counter[str] = Counter()
         self.stopping = threading.Event()
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.api = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
+        super().__init__(_Handler)
 
     @property
     def url(self) -> str:
         """Base URL, without a trailing slash."""
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def start(self) -> HostileApi:
-        """Serve on a daemon thread; return self."""
-        self._thread.start()
-        return self
+        return self.base_url
 
     def stop(self) -> None:
         """Stop serving; trickling answers end at their next byte."""
         self.stopping.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        super().stop()

@@ -1,0 +1,1 @@
+"""Alerts: which conditions fire now, their state in the warehouse, the webhook's message and its delivery."""

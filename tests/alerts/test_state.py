@@ -1,0 +1,137 @@
+"""Alert state in the warehouse: fired once, resolved once, pending while the webhook does not take it."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from functools import partial
+
+import duckdb
+import pandas as pd
+import pytest
+
+from pipeline.alerts import notify, webhook
+from pipeline.alerts.conditions import KINDS, VIEW_KINDS, alert_frame, sync_failed
+from pipeline.alerts.notify import idle, update_and_notify
+from pipeline.warehouse.connection import migrate
+
+T0 = datetime(2026, 3, 1, 2, 0, tzinfo=timezone.utc)
+GAP = ("protection_gap", "7", "VM 7 (web-007, owner anna.1): no backups")
+FULL = ("backup_server_full", "1", "backup server 1 (bs-01) is 91.2% full")
+
+
+@pytest.fixture
+def con():
+    with duckdb.connect(":memory:") as connection:
+        connection.execute("SET TimeZone = 'UTC'")
+        migrate(connection)
+        yield connection
+
+
+@pytest.fixture(autouse=True)
+def fast_retries(monkeypatch):
+    # The retries, not the waits between them: those are webhook.post's defaults' business.
+    monkeypatch.setattr(notify, "post", partial(webhook.post, backoff_factor=0.001))
+
+
+def table(con) -> list[tuple]:
+    return con.execute("SELECT kind, key, state, notified_state FROM alerts ORDER BY kind, key").fetchall()
+
+
+def deliveries(con) -> list[tuple]:
+    return con.execute("SELECT firing, resolved, status, http_status, tries FROM alert_deliveries "
+                       "ORDER BY attempted_at").fetchall()
+
+
+def run(con, found, url, day, kinds=KINDS):
+    return update_and_notify(con, found, kinds, run_id=f"run-{day}", webhook_url=url, now=T0 + timedelta(days=day))
+
+
+def test_an_alert_is_sent_when_it_fires_and_when_it_resolves_never_in_between(con, receiver):
+    first = run(con, alert_frame([GAP, FULL]), receiver.url, 0)
+    assert first.delivery.ok and len(first.changed) == 2 and first.totals == {"firing": 2, "resolved": 0}
+    assert receiver.alerts() == {("protection_gap", "7", "firing"), ("backup_server_full", "1", "firing")}
+    assert table(con) == [("backup_server_full", "1", "firing", "firing"), ("protection_gap", "7", "firing", "firing")]
+
+    again = run(con, alert_frame([GAP, FULL]), receiver.url, 1)
+    assert again.changed.empty and again.delivery is None and len(receiver.posts) == 1
+
+    fixed = run(con, alert_frame([FULL]), receiver.url, 2)
+    assert receiver.alerts() == {("protection_gap", "7", "resolved")} and len(receiver.posts) == 2
+    assert table(con)[1] == ("protection_gap", "7", "resolved", "resolved")
+    assert fixed.totals == {"firing": 1, "resolved": 1}
+    # since: when it entered its state, by the run that moved it there.
+    assert con.execute("SELECT since, run_id FROM alerts WHERE kind = 'protection_gap'").fetchall() == [
+        (T0 + timedelta(days=2), "run-2")]
+
+    run(con, alert_frame([GAP, FULL]), receiver.url, 3)  # back again: a new firing
+    assert receiver.alerts() == {("protection_gap", "7", "firing")} and len(receiver.posts) == 3
+    assert deliveries(con) == [(2, 0, "sent", 200, 1), (0, 1, "sent", 200, 1), (1, 0, "sent", 200, 1)]
+
+
+def test_what_the_webhook_did_not_take_is_sent_with_the_next_run(con, receiver):
+    receiver.always = 503
+    failed = run(con, alert_frame([GAP]), receiver.url, 0)
+    assert failed.delivery.status == "failed" and failed.delivery.tries == 4
+    assert table(con) == [("protection_gap", "7", "firing", None)]
+    assert deliveries(con) == [(1, 0, "failed", 503, 4)]
+
+    receiver.always = None
+    run(con, alert_frame([GAP]), receiver.url, 1)
+    assert [message.body["alerts"] for message in receiver.posts] == [[
+        {"kind": "protection_gap", "key": "7", "state": "firing", "message": GAP[2]}]]
+    assert table(con) == [("protection_gap", "7", "firing", "firing")]
+
+
+def test_an_alert_that_resolves_before_the_webhook_heard_of_it_is_never_sent(con, receiver):
+    receiver.always = 500
+    run(con, alert_frame([GAP]), receiver.url, 0)
+    receiver.always = None
+    resolved = run(con, alert_frame(), receiver.url, 1)
+    assert resolved.delivery is None and receiver.posts == []
+    assert table(con) == [("protection_gap", "7", "resolved", None)]
+
+
+def test_without_a_webhook_the_state_is_kept_and_nothing_counts_as_told(con, receiver):
+    quiet = run(con, alert_frame([GAP]), "", 0)
+    assert quiet.delivery is None and len(quiet.changed) == 1
+    assert table(con) == [("protection_gap", "7", "firing", None)]
+    # A webhook set later hears of what fires then.
+    assert idle(con, alert_frame([GAP]), KINDS, webhook=False) is not None
+    assert idle(con, alert_frame([GAP]), KINDS, webhook=True) is None
+    run(con, alert_frame([GAP]), receiver.url, 1)
+    assert receiver.alerts() == {("protection_gap", "7", "firing")}
+
+
+def test_a_failed_sync_fires_only_its_own_kind_and_a_loaded_one_resolves_it(con, receiver):
+    run(con, alert_frame([GAP]), receiver.url, 0)
+    # The failed run knows nothing of the views: the gap stays firing, unsent again.
+    run(con, sync_failed("vm_list: the VM list could not be read"), receiver.url, 1, kinds=["sync_failed"])
+    assert receiver.alerts() == {("sync_failed", "sync", "firing")}
+    assert receiver.posts[-1].body["alerts"][0]["message"] == "the sync failed: vm_list: the VM list could not be read"
+    run(con, sync_failed("warehouse_load: too many VMs failed"), receiver.url, 2, kinds=["sync_failed"])
+    assert len(receiver.posts) == 2  # still failing: nothing new
+
+    run(con, alert_frame([GAP]), receiver.url, 3)
+    assert receiver.alerts() == {("sync_failed", "sync", "resolved")}
+    assert table(con) == [("protection_gap", "7", "firing", "firing"), ("sync_failed", "sync", "resolved", "resolved")]
+
+
+def test_an_alert_of_a_kind_not_evaluated_is_left_as_it_is(con):
+    run(con, sync_failed("vm_list: refused"), "", 0, kinds=["sync_failed"])
+    changed = run(con, alert_frame([GAP]), "", 1, kinds=VIEW_KINDS).changed
+    assert changed[["kind", "state"]].values.tolist() == [["protection_gap", "firing"]]
+    assert table(con)[1] == ("sync_failed", "sync", "firing", None)
+
+
+def test_a_still_firing_alert_keeps_the_message_it_fired_with(con):
+    run(con, alert_frame([FULL]), "", 0)
+    run(con, alert_frame([(*FULL[:2], "backup server 1 (bs-01) is 95.0% full")]), "", 1)
+    assert con.execute("SELECT message FROM alerts").fetchall() == [(FULL[2],)]
+
+
+def test_keys_sort_as_numbers(con):
+    found = alert_frame([("protection_gap", str(key), f"VM {key}: no backups") for key in (10, 9, 100)])
+    changed = run(con, found, "", 0).changed
+    assert changed["key"].tolist() == ["9", "10", "100"]
+    assert isinstance(changed, pd.DataFrame)
