@@ -10,6 +10,7 @@ import time
 from xml.sax.saxutils import escape
 
 import pytest
+import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -392,3 +393,15 @@ def test_strip_secrets_is_recursive():
 
 
 # --- settings ---------------------------------------------------------------------------------
+
+
+def test_the_proxy_the_environment_names_is_used_unless_no_proxy_exempts_the_api(serve, monkeypatch):
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
+    _, through_proxy = serve(DemoCloudConfig(vms=2), retries=0)
+    with pytest.raises(requests.exceptions.ProxyError):
+        through_proxy.list_virtual_machines()
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    cloud, exempt = serve(DemoCloudConfig(vms=2), retries=0)
+    assert [vm["id"] for vm in exempt.list_virtual_machines()] == vm_ids(cloud)
