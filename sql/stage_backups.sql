@@ -1,15 +1,17 @@
--- This run's staged parts, cast to the table's types, one row per id.
+-- This run's staged parts as the view `staged`, one row per id, read from the Parquet where it lies:
+-- a copy in a temporary table held the whole fleet's rows in memory for the load's length.
 -- An id listed under two VMs keeps the listing of the lowest VM id, so reruns agree. The window
 -- runs over those ids only: over a whole million rows it was most of this step.
-CREATE OR REPLACE TEMP TABLE staged AS
-SELECT * EXCLUDE (first_seen_at, last_seen_at, deleted_at) FROM backups LIMIT 0;
+SET VARIABLE backup_files = $backup_files;
 
 CREATE OR REPLACE TEMP TABLE listed_twice AS
-SELECT id FROM read_parquet($backup_files) GROUP BY id HAVING count(*) > 1;
+SELECT id FROM read_parquet(getvariable('backup_files')) GROUP BY id HAVING count(*) > 1;
 
-INSERT INTO staged BY NAME
-SELECT * FROM read_parquet($backup_files) ANTI JOIN listed_twice USING (id);
-
-INSERT INTO staged BY NAME
-SELECT * FROM read_parquet($backup_files) SEMI JOIN listed_twice USING (id)
+-- The parts hold the table's columns but its `extra` as text: cast, so rows compare as the table's.
+CREATE OR REPLACE TEMP VIEW staged AS
+SELECT * REPLACE (extra::JSON AS extra)
+FROM read_parquet(getvariable('backup_files')) ANTI JOIN listed_twice USING (id)
+UNION ALL BY NAME
+SELECT * REPLACE (extra::JSON AS extra)
+FROM read_parquet(getvariable('backup_files')) SEMI JOIN listed_twice USING (id)
 QUALIFY row_number() OVER (PARTITION BY id ORDER BY virtual_machine_id) = 1;

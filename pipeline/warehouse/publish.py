@@ -42,7 +42,7 @@ def lock_path(published: str | os.PathLike) -> Path:
 @contextmanager
 def writing_session(
     published: str | os.PathLike, *, lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
-    memory_limit: str = DEFAULT_MEMORY_LIMIT,
+    memory_limit: str = DEFAULT_MEMORY_LIMIT, threads: int | None = None,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """A migrated connection to a private copy of the warehouse, published onto it if the block ends without error.
 
@@ -66,7 +66,7 @@ def writing_session(
             raise WarehouseBusy(f"warehouse busy: {published}") from None
         try:
             _copy_published(published, private, lock_timeout_s=lock_timeout_s, memory_limit=memory_limit)
-            con = connect_warehouse(private, lock_timeout_s=lock_timeout_s, memory_limit=memory_limit)
+            con = connect_warehouse(private, lock_timeout_s=lock_timeout_s, memory_limit=memory_limit, threads=threads)
             try:
                 yield con
                 _checkpoint(con, private)

@@ -6,9 +6,11 @@ import dataclasses
 import json
 import logging
 import threading
+import time
 from xml.sax.saxutils import escape
 
 import pytest
+import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,6 +20,7 @@ from pipeline.onapp.client import CredentialsRefused, OnAppClient, PaginationErr
 from pipeline.onapp.errors import BadPayload
 from pipeline.onapp.rails_xml import RailsXmlError, parse_rails_xml
 from pipeline.onapp.secrets import body_snippet, strip_secrets
+from tests.onapp.hostile_api import Crafted, json_list
 
 
 def vm_ids(cloud: DemoCloud) -> list[int]:
@@ -106,6 +109,49 @@ def test_overlapping_pages_are_deduplicated(serve):
 
     client._api.get_list = get_list
     assert [vm["id"] for vm in client.list_virtual_machines()] == vm_ids(cloud)
+
+
+def _page_log(pause_s: float):
+    """An answer for the VM list that forwards each page after a pause, noting how many were read at once."""
+    lock = threading.Lock()
+    seen = {"in_flight": 0, "most": 0, "pages": []}
+
+    def answer(query):
+        with lock:
+            seen["in_flight"] += 1
+            seen["most"] = max(seen["most"], seen["in_flight"])
+            seen["pages"].append(int(query["page"][0]))
+        time.sleep(pause_s)  # long enough for the pages read ahead to overlap
+        with lock:
+            seen["in_flight"] -= 1
+        return None  # forwarded to the demo cloud
+
+    return answer, seen
+
+
+def test_pages_after_the_first_are_read_ahead_within_the_concurrency(hostile):
+    api, client = hostile(DemoCloudConfig(vms=57), per_page=5, max_concurrency=4)
+    answer, seen = _page_log(0.05)
+    api.answers["/virtual_machines.json"] = answer
+    assert [vm["id"] for vm in client.list_virtual_machines()] == vm_ids(api.upstream)
+    # X-Total says 57: pages 2-12 overlap, never more than the 4 allowed at once, none past the last.
+    assert 1 < seen["most"] <= 4
+    assert sorted(seen["pages"]) == list(range(1, 13))
+
+
+def test_a_list_that_ends_before_x_total_says_wastes_at_most_a_window_of_pages(hostile):
+    # The server announces 400 VMs but its pages run dry after 3: read-ahead stops a window past them.
+    api, client = hostile(per_page=5, max_concurrency=4)
+
+    def lying_total(query):
+        page = int(query["page"][0])
+        vms = [{"id": vm_id, "label": f"vm-{vm_id}"} for vm_id in range(5 * page - 4, 5 * page + 1)] if page <= 3 else []
+        return Crafted(headers={"Content-Type": "application/json", "X-Total": "400"},
+                       body=json_list("virtual_machine", vms))
+
+    api.answers["/virtual_machines.json"] = lying_total
+    assert [vm["id"] for vm in client.list_virtual_machines()] == list(range(1, 16))
+    assert api.seen["/virtual_machines.json"] <= 4 + 4
 
 
 # --- formats ---------------------------------------------------------------------------------
@@ -347,3 +393,15 @@ def test_strip_secrets_is_recursive():
 
 
 # --- settings ---------------------------------------------------------------------------------
+
+
+def test_the_proxy_the_environment_names_is_used_unless_no_proxy_exempts_the_api(serve, monkeypatch):
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
+    _, through_proxy = serve(DemoCloudConfig(vms=2), retries=0)
+    with pytest.raises(requests.exceptions.ProxyError):
+        through_proxy.list_virtual_machines()
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    cloud, exempt = serve(DemoCloudConfig(vms=2), retries=0)
+    assert [vm["id"] for vm in exempt.list_virtual_machines()] == vm_ids(cloud)

@@ -125,3 +125,11 @@ def test_a_log_left_beside_the_published_file_is_kept_not_lost(tmp_path):
     assert not Path(f"{db}.wal").exists()
     with duckdb.connect(str(db), read_only=True) as con:
         assert con.execute("SELECT list(x ORDER BY x) FROM t").fetchall() == [([1, 2, 3],)]
+
+
+def test_the_writer_runs_on_the_threads_it_is_given(tmp_path):
+    # Each DuckDB thread keeps buffers of its own: the load's one thread keeps the job's peak down.
+    with writing_session(tmp_path / "w.duckdb", threads=1) as con:
+        assert con.execute("SELECT current_setting('threads')").fetchone() == (1,)
+    with writing_session(tmp_path / "w.duckdb", threads=2) as con:
+        assert con.execute("SELECT current_setting('threads')").fetchone() == (2,)
