@@ -172,8 +172,11 @@ def chargeback_chart(frame: pd.DataFrame) -> Figure:
              .reindex(index=months, columns=[*top, *([OTHER_USERS] if len(ranked) > len(top) else [])])
              .fillna(0.0))
     bottom = [0.0] * len(months)
-    for name in table.columns:
-        color = "tab:gray" if name == OTHER_USERS else None
+    # A colour per user, none of them the grey that stands for the other users.
+    palette = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink",
+               "tab:olive", "tab:cyan", "navy"]
+    for index, name in enumerate(table.columns):
+        color = "tab:gray" if name == OTHER_USERS else palette[index % len(palette)]
         axes.bar(range(len(months)), table[name], bottom=bottom, label=name, color=color)
         bottom = [b + h for b, h in zip(bottom, table[name])]
     axes.set_xticks(range(len(months)), months, rotation=30, ha="right")
