@@ -7,7 +7,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster
 DB      = $(or $(BACKUPS_DB),data/backups.duckdb)
 REPORTS = $(or $(BACKUPS_REPORTS_DIR),reports)
 
-.PHONY: install run test dev sql bench clean
+.PHONY: install run test test-slow dev sql bench clean
 
 install: $(STAMP)
 
@@ -25,8 +25,12 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 run: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	@PYTHONWARNINGS=ignore $(BIN)/python -m pipeline.run $(RUN_ARGS)
 
+# Every test but those marked slow (CLI runs, the wheel, the UI, killed processes), which CI adds.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not slow"
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow
 
 # The UI, the daemon (schedule, run queue, pools) and the code location, on loopback only.
 DEV_PORT ?= 3000
