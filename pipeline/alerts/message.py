@@ -36,11 +36,23 @@ def _order(alert: dict[str, str]) -> tuple:
     return alert["state"] != "firing", kind, not key.isdigit(), int(key) if key.isdigit() else 0, key
 
 
-def payload(alerts: pd.DataFrame) -> dict[str, Any]:
-    """The JSON body of one POST: firing alerts first, then resolved ones, each with its kind and key."""
+def first_due(alerts: pd.DataFrame, limit: int) -> pd.DataFrame:
+    """The alerts one message carries: at most limit, firing ones first, in the order the message lists them."""
+    if len(alerts) <= limit:
+        return alerts
+    ranked = sorted(range(len(alerts)), key=lambda i: _order({name: str(alerts[name].iloc[i])
+                                                             for name in ("kind", "key", "state")}))
+    return alerts.iloc[ranked[:limit]]
+
+
+def payload(alerts: pd.DataFrame, *, left: int = 0) -> dict[str, Any]:
+    """The JSON body of one POST: firing alerts first, then resolved ones, each with its kind and key.
+
+    left: pending alerts this message does not carry (see first_due); the text says they follow.
+    """
     listed = sorted(({"kind": str(row.kind), "key": str(row.key), "state": str(row.state), "message": str(row.message)}
                      for row in alerts.itertuples(index=False)), key=_order)
-    lines = [f"{TITLE}: {summary(alerts)}"]
+    lines = [f"{TITLE}: {summary(alerts)}" + (f" ({left} more to follow with the next runs)" if left else "")]
     for alert in listed[:MAX_LINES]:
         lines.append(_plain(f"{alert['state'].upper()} {alert['kind']} {alert['key']}: {alert['message']}"))
     if len(listed) > MAX_LINES:

@@ -15,9 +15,14 @@ import duckdb
 import pandas as pd
 
 from pipeline.alerts import state
-from pipeline.alerts.message import payload
+from pipeline.alerts.message import first_due, payload
 from pipeline.alerts.webhook import Delivery, post
 from pipeline.warehouse.clock import utc_now
+
+# Alerts one message carries. A first night on a large cloud can find tens of thousands; a receiver
+# refusing so large a body (Slack's answer to one of megabytes) would keep refusing it every night.
+# The rest stay pending and go with the next runs.
+MAX_ALERTS_PER_MESSAGE = 1000
 
 
 @dataclass
@@ -40,7 +45,8 @@ def idle(con: duckdb.DuckDBPyConnection, found: pd.DataFrame, kinds: Sequence[st
 
 
 def update_and_notify(con: duckdb.DuckDBPyConnection, found: pd.DataFrame, kinds: Sequence[str], *, run_id: str,
-                      webhook_url: str, now: datetime | None = None) -> Outcome:
+                      webhook_url: str, now: datetime | None = None,
+                      max_alerts: int = MAX_ALERTS_PER_MESSAGE) -> Outcome:
     """Apply what changed among the kinds found holds every firing alert of; post what is pending; record it.
 
     Run it on the writer's connection: one writer at a time, so two runs never post the same change.
@@ -49,9 +55,10 @@ def update_and_notify(con: duckdb.DuckDBPyConnection, found: pd.DataFrame, kinds
     changed = state.changes(con, found, kinds)
     state.apply(con, changed, run_id=run_id, now=now)
     outcome = Outcome(changed=changed)
-    due = state.pending(con) if webhook_url else pd.DataFrame()
+    pending = state.pending(con) if webhook_url else pd.DataFrame()
+    due = first_due(pending, max_alerts)
     if not due.empty:
-        delivery = post(webhook_url, payload(due))
+        delivery = post(webhook_url, payload(due, left=len(pending) - len(due)))
         state.record_delivery(con, due, run_id=run_id, attempted_at=now, status=delivery.status,
                               http_status=delivery.http_status, tries=delivery.tries, reason=delivery.reason)
         if delivery.ok:

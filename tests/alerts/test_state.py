@@ -135,3 +135,18 @@ def test_keys_sort_as_numbers(con):
     changed = run(con, found, "", 0).changed
     assert changed["key"].tolist() == ["9", "10", "100"]
     assert isinstance(changed, pd.DataFrame)
+
+
+def test_a_message_carries_at_most_its_cap_and_the_rest_follow_with_the_next_runs(con, receiver):
+    gaps = [("protection_gap", str(vm_id), f"VM {vm_id}: no backups") for vm_id in (3, 1, 2)]
+    capped = partial(update_and_notify, con, kinds=KINDS, webhook_url=receiver.url, max_alerts=2)
+    capped(alert_frame([*gaps, FULL]), run_id="run-0", now=T0)
+    # Firing servers first, then VMs by id; the third VM waits, pending, for the next run.
+    assert [(a["kind"], a["key"]) for a in receiver.posts[0].body["alerts"]] == [
+        ("backup_server_full", "1"), ("protection_gap", "1")]
+    assert "2 more to follow" in receiver.posts[0].body["text"]
+    capped(alert_frame([*gaps, FULL]), run_id="run-1", now=T0 + timedelta(days=1))
+    assert [(a["kind"], a["key"]) for a in receiver.posts[1].body["alerts"]] == [
+        ("protection_gap", "2"), ("protection_gap", "3")]
+    assert "more to follow" not in receiver.posts[1].body["text"]
+    assert {row[3] for row in table(con)} == {"firing"}  # every alert told once
