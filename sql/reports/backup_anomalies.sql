@@ -6,18 +6,36 @@
 -- counted among the others; a size of 0 is compared like any (ratio 0.00: an empty backup is as
 -- suspect as a huge one), and a median of 0 gives nothing to compare with. The largest ratio first.
 CREATE OR REPLACE VIEW backup_anomalies AS
-WITH compared AS (
-    SELECT b.id, any_value(b.virtual_machine_id) AS virtual_machine_id, any_value(b.owner_user_id) AS user_id,
-           any_value(b.backup_type) AS backup_type, any_value(b.backup_size) AS backup_size,
-           any_value(b.created_at) AS created_at,
-           count(o.backup_size) AS others, median(o.backup_size) AS median_kb
+WITH groups AS (
+    -- The sizes of each VM and type in order: the median of a backup's others is read off this list by
+    -- position, so no backup is paired with every other one of its VM (a million backups fit in memory).
+    SELECT virtual_machine_id, backup_type,
+           list(backup_size ORDER BY backup_size, id) AS sizes,
+           list(id ORDER BY backup_size, id) AS ids
+    FROM backups
+    WHERE backup_size IS NOT NULL
+    GROUP BY virtual_machine_id, backup_type
+),
+ranked AS (
+    SELECT b.id, b.virtual_machine_id, b.owner_user_id, b.backup_type, b.backup_size, b.created_at, g.sizes,
+           list_position(g.ids, b.id) AS rank, len(g.sizes) - 1 AS others
     FROM backups AS b
-    JOIN backups AS o
-        ON o.virtual_machine_id = b.virtual_machine_id
-       AND o.backup_type IS NOT DISTINCT FROM b.backup_type
-       AND o.id <> b.id
+    JOIN groups AS g
+        ON g.virtual_machine_id = b.virtual_machine_id AND g.backup_type IS NOT DISTINCT FROM b.backup_type
     WHERE b.deleted_at IS NULL AND b.backup_size IS NOT NULL
-    GROUP BY b.id
+),
+middles AS (
+    -- Among the others, the middle one (odd count) or two (even) sit at these positions; in the whole
+    -- list, one place further from the backup's own rank on.
+    SELECT *, (others + 1) // 2 AS low, others // 2 + 1 AS high
+    FROM ranked
+    WHERE others >= 3
+),
+compared AS (
+    SELECT id, virtual_machine_id, owner_user_id AS user_id, backup_type, backup_size, created_at,
+           (sizes[low + CASE WHEN low >= rank THEN 1 ELSE 0 END]
+            + sizes[high + CASE WHEN high >= rank THEN 1 ELSE 0 END]) / 2.0 AS median_kb
+    FROM middles
 )
 SELECT
     c.id                                     AS backup_id,
@@ -30,6 +48,6 @@ SELECT
     c.created_at
 FROM compared AS c
 CROSS JOIN report_settings AS s
-WHERE c.others >= 3 AND c.median_kb > 0
+WHERE c.median_kb > 0
   AND (c.backup_size > s.anomaly_factor * c.median_kb OR c.backup_size < c.median_kb / s.anomaly_factor)
 ORDER BY ratio DESC, backup_id;

@@ -81,3 +81,23 @@ def test_anomalies_of_a_known_fleet_with_the_default_factor(tmp_path):
 def test_the_factor_comes_from_the_settings(tmp_path, factor, listed):
     _, got = read_view(tmp_path / "w.duckdb", _sizes, "backup_anomalies", anomaly_factor=factor)
     assert [row[0] for row in got] == listed
+
+
+def test_a_large_fleet_is_compared_within_a_small_memory_limit(tmp_path):
+    # 20,000 VMs of 40 backups: pairing each backup with the others of its VM (31 million pairs) ran out of
+    # the load's memory at a million backups; the median read off each VM's ordered sizes does not.
+    from pipeline.warehouse.connection import connect_warehouse
+
+    con = connect_warehouse(tmp_path / "w.duckdb")
+    con.execute("""
+        INSERT INTO sync_runs (run_id, started_at, finished_at, source_url, format, status)
+        VALUES ('r', TIMESTAMPTZ '2026-01-01 00:00:00+00', TIMESTAMPTZ '2026-01-01 00:00:00+00', 's', 'json', 'ok')""")
+    con.execute("""
+        INSERT INTO backups (id, virtual_machine_id, backup_type, backup_size, first_seen_at, last_seen_at)
+        SELECT i, i // 40, 'normal', CASE WHEN i % 40 = 0 THEN 1000000 ELSE 1000 + i % 7 END,
+               TIMESTAMPTZ '2026-01-01 00:00:00+00', TIMESTAMPTZ '2026-01-01 00:00:00+00'
+        FROM range(800000) AS t(i)""")
+    con.close()
+    con = connect_warehouse(tmp_path / "w.duckdb", read_only=True, memory_limit="128MB")
+    assert con.execute("SELECT count(*), min(ratio) FROM backup_anomalies").fetchone() == (20_000, 997.01)
+    con.close()
