@@ -104,5 +104,5 @@ def run(*, fleets: tuple[tuple[int, int | None], ...] = FLEETS, backups_per_vm: 
     steps.notes.append(
         "Times: Dagster's \"Finished execution of step\" figures; start-up is from the command's start to its first "
         f"step. Peak RSS: the highest VmRSS sampled while the step ran, or the exact VmHWM when the process's "
-        f"high-water mark rose during the step. \"{OTHER_STEPS}\": the report export step and the asset checks.")
+        f"high-water mark rose during the step. \"{OTHER_STEPS}\": the alerts step, the report export step and the asset checks.")
     return [table, steps]
