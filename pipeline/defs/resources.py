@@ -23,7 +23,7 @@ from pipeline.warehouse.connection import (
 )
 from pipeline.warehouse.load import DEFAULT_MAX_DELETED_FRACTION, DEFAULT_MAX_FAILED_FRACTION
 from pipeline.warehouse.publish import writing_session
-from pipeline.warehouse.report_settings import FREE_GIB_MONTHS_PLACES, PRICE_PLACES, ReportSettings, exact_decimal
+from pipeline.warehouse.report_settings import FREE_GIB_MONTHS_PLACES, PRICE_PLACES, ReportSettings, plain_decimal
 from pipeline.warehouse.staging import RunStaging
 
 # Numbers must be finite: an infinite timeout or threshold is a typo, not a wish.
@@ -126,14 +126,6 @@ class WarehouseResource(dg.ConfigurableResource):
         return RunStaging(root=root, run_key=run_key)
 
 
-def _decimal_text(text: str, places: int) -> str:
-    """A non-negative finite decimal written plainly ("0.05"), checked without ever becoming a float.
-
-    It must also fit the warehouse's report_settings column exactly (at most `places` decimals).
-    """
-    return format(exact_decimal(text, places), "f")
-
-
 class ReportsResource(dg.ConfigurableResource):
     """Where the report files go, in which formats, and the prices and thresholds the reports apply."""
 
@@ -149,12 +141,12 @@ class ReportsResource(dg.ConfigurableResource):
     @field_validator("free_gib_months")
     @classmethod
     def _free_is_decimal(cls, text: str) -> str:
-        return _decimal_text(text, FREE_GIB_MONTHS_PLACES)
+        return plain_decimal(text, FREE_GIB_MONTHS_PLACES)
 
     @field_validator("price_per_gib_month")
     @classmethod
     def _price_is_decimal(cls, text: str) -> str:
-        return _decimal_text(text, PRICE_PLACES) if text.strip() else ""
+        return plain_decimal(text, PRICE_PLACES) if text.strip() else ""
 
     def settings(self) -> ReportSettings:
         """The prices and thresholds as the warehouse keeps them for its views (exact decimals)."""

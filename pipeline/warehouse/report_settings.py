@@ -40,9 +40,13 @@ def exact_decimal(text: str, places: int) -> Decimal:
     return value
 
 
-def _plain(value: Decimal, places: int) -> str:
-    # Written out in full ("10", not "1E+1"): the form DuckDB's cast to DECIMAL reads.
-    return format(exact_decimal(format(value, "f"), places), "f")
+def plain_decimal(text: str, places: int) -> str:
+    """exact_decimal's value written out in full ("10", not "1E+1"): the form DuckDB's cast to DECIMAL reads.
+
+    Raises:
+        ValueError: as exact_decimal.
+    """
+    return format(exact_decimal(text, places), "f")
 
 
 @dataclass(frozen=True)
@@ -65,8 +69,8 @@ def write_report_settings(con: duckdb.DuckDBPyConnection, settings: ReportSettin
     price = settings.price_per_gib_month
     params = {
         # As text: the cast in the SQL is exact once checked, where a bound Decimal's type varies with it.
-        "free_gib_months": _plain(settings.free_gib_months, FREE_GIB_MONTHS_PLACES),
-        "price_per_gib_month": None if price is None else _plain(price, PRICE_PLACES),
+        "free_gib_months": plain_decimal(format(settings.free_gib_months, "f"), FREE_GIB_MONTHS_PLACES),
+        "price_per_gib_month": None if price is None else plain_decimal(format(price, "f"), PRICE_PLACES),
         "currency": settings.currency,
         "protection_days": float(settings.protection_days),
         "anomaly_factor": float(settings.anomaly_factor),
