@@ -198,7 +198,7 @@ def _measure_step(data: Path, db: Path, phase: str, profile: Path | None) -> dic
 
     from pipeline.records.normalize import BACKUP_SERVER_FIELDS, USER_FIELDS, VM_FIELDS, reference_frame
     from pipeline.warehouse import load as sync
-    from pipeline.warehouse.connection import open_warehouse
+    from pipeline.warehouse.connection import DEFAULT_CLOUD, open_warehouse
     from pipeline.warehouse.load import write_sync
     from pipeline.warehouse.staging import RunStaging, stage_in_memory
 
@@ -212,7 +212,7 @@ def _measure_step(data: Path, db: Path, phase: str, profile: Path | None) -> dic
     del payload
     records = sum(len(r) for r in listings.values())
     run_id = f"bench-{phase}"
-    staging = RunStaging(db.parent / "staging", run_id)
+    staging = RunStaging(db.parent / "staging", run_id, DEFAULT_CLOUD)
     sql_times: dict[str, float] = {}
     sql_peaks: dict[str, int] = {}
     profiler = None
@@ -245,7 +245,7 @@ def _measure_step(data: Path, db: Path, phase: str, profile: Path | None) -> dic
     staged_at = time.perf_counter()
     rss_staged, peak_staged = common.status_bytes("VmRSS"), common.status_bytes("VmHWM")
     with open_warehouse(db) as con:
-        summary = write_sync(con, run_id, staging, warehouse_path=str(db))
+        summary = write_sync(con, run_id, staging, cloud=DEFAULT_CLOUD, warehouse_path=str(db))
     finished = time.perf_counter()
     if profiler:
         profiler.stop()

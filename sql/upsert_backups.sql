@@ -1,6 +1,6 @@
 -- Listed backups that did not change: only last_seen_at moves (a rerun rewrote every row before).
 UPDATE backups SET last_seen_at = $synced_at
-WHERE id IN (SELECT id FROM staged) AND id NOT IN (SELECT id FROM backup_changes);
+WHERE cloud = $cloud AND id IN (SELECT id FROM staged) AND id NOT IN (SELECT id FROM backup_changes);
 
 -- New backups: a plain insert, which costs half of a replace.
 INSERT INTO backups BY NAME
@@ -15,4 +15,4 @@ SELECT s.*,
        NULL::TIMESTAMPTZ  AS deleted_at
 FROM staged AS s
 JOIN backup_changes AS c ON c.id = s.id AND NOT c.is_new
-JOIN backups AS b ON b.id = s.id;
+JOIN backups AS b ON b.cloud = s.cloud AND b.id = s.id;

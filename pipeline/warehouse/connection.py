@@ -12,6 +12,7 @@ from pathlib import Path
 
 import duckdb
 
+from pipeline.clouds.config import DEFAULT_CLOUD
 from pipeline.warehouse.clock import utc_now
 from pipeline.warehouse.sql_files import read_sql, run_sql, sql_names
 from pipeline.warehouse.transaction import transaction
@@ -150,19 +151,25 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 
 def check_source(
-    con: duckdb.DuckDBPyConnection, source: str, path: str | os.PathLike, *, claim: bool = True
+    con: duckdb.DuckDBPyConnection, cloud: str, source: str, path: str | os.PathLike, *, claim: bool = True
 ) -> None:
-    """Refuse to mix two clouds in one warehouse; the first sync that loads data claims it.
+    """Refuse to mix two APIs under one cloud name; the cloud's first sync that loads data claims the name.
 
     Raises:
-        SourceMismatch: the warehouse holds another source's data.
+        SourceMismatch: the cloud's name is bound to another API in this warehouse.
     """
-    rows = con.execute("SELECT value FROM warehouse_meta WHERE key = 'source_url'").fetchall()
+    rows = con.execute("SELECT source_url FROM clouds WHERE cloud = ?", [cloud]).fetchall()
     row = rows[0] if rows else None
     if row is None and claim:
-        con.execute("INSERT INTO warehouse_meta VALUES ('source_url', ?)", [source])
+        con.execute("INSERT INTO clouds VALUES (?, ?, ?)", [cloud, source, utc_now()])
     elif row is not None and row[0] != source:
         raise SourceMismatch(
-            f"the warehouse {path} holds backups synced from {row[0]}; this sync reads {source}. "
-            "Point BACKUPS_DB at another file to sync a different cloud."
+            f"the warehouse {path} holds the cloud '{cloud}' synced from {row[0]}; this sync reads {source} "
+            f"under that name. {_rename_hint(cloud)}"
         )
+
+
+def _rename_hint(cloud: str) -> str:
+    if cloud == DEFAULT_CLOUD:
+        return "Point BACKUPS_DB at another file, or name each cloud in BACKUPS_CLOUDS_FILE."
+    return "Give the new API another cloud name in BACKUPS_CLOUDS_FILE."

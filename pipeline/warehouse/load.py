@@ -29,6 +29,7 @@ class SyncSummary:
     """The ledger row of a sync."""
 
     run_id: str
+    cloud: str
     started_at: datetime
     finished_at: datetime
     source_url: str
@@ -57,24 +58,27 @@ def write_sync(
     run_id: str,
     staging: RunStaging,
     *,
+    cloud: str,
     warehouse_path: str,
     max_failed_fraction: float = DEFAULT_MAX_FAILED_FRACTION,
     max_deleted_fraction: float = DEFAULT_MAX_DELETED_FRACTION,
 ) -> SyncSummary:
-    """Apply the run's staged sync to the warehouse atomically and return its ledger row.
+    """Apply the run's staged sync of one cloud to the warehouse atomically and return its ledger row.
 
-    A sync whose VM list was read before that of a sync already loaded is 'superseded': only its ledger
-    row is written, so a slow run never puts older data over newer.
+    Only the cloud's own rows are read and written. A sync whose VM list was read before that of a sync of
+    the same cloud already loaded is 'superseded': only its ledger row is written, so a slow run never puts
+    older data over newer.
 
     Raises:
         SyncFailed: more than max_failed_fraction of the VMs failed, or the sync would mark more than
             max_deleted_fraction of the current backups deleted; only the ledger row was written.
-        SourceMismatch: the warehouse belongs to another API.
+        SourceMismatch: the cloud's name is bound to another API in this warehouse.
         StagingMissing: the run has no complete staging of its own.
     """
     listing, fetched = staging.listing_meta(), staging.backups_done()
     summary = SyncSummary(
         run_id=run_id,
+        cloud=cloud,
         started_at=datetime.fromisoformat(listing["listed_at"]),
         finished_at=utc_now(),
         source_url=listing["source"],
@@ -88,8 +92,8 @@ def write_sync(
         "vm_status_file": staging.vm_status_file(),
     }
     with transaction(con):
-        check_source(con, summary.source_url, warehouse_path)
-        newer = run_sql(con, "newer_loaded_sync.sql", {"started_at": summary.started_at})
+        check_source(con, cloud, summary.source_url, warehouse_path)
+        newer = run_sql(con, "newer_loaded_sync.sql", {"cloud": cloud, "started_at": summary.started_at})
         if newer:
             newer_run, newer_at = newer[0]
             summary.status = "superseded"
@@ -110,7 +114,7 @@ def write_sync(
                     f"({failed_fraction:.0%} > {max_failed_fraction:.0%}): nothing loaded"
                 )
             else:
-                params = {"synced_at": summary.started_at, "run_id": run_id,
+                params = {"cloud": cloud, "synced_at": summary.started_at, "run_id": run_id,
                           "backup_files": staging.backup_files(), **files}
                 deleted, current = _stage_backups(con, summary, params)
                 summary.message = _too_many_deleted(deleted, current, max_deleted_fraction)
@@ -138,7 +142,7 @@ def _stage_backups(con: duckdb.DuckDBPyConnection, summary: SyncSummary, params:
     """Stage the run's backups; return (how many current backups it would delete, how many are current)."""
     run_sql(con, "stage_backups.sql", params)
     [(summary.backups_seen,)] = con.execute("SELECT count(*) FROM staged").fetchall()
-    [(deleted, current)] = run_sql(con, "find_deleted_backups.sql")
+    [(deleted, current)] = run_sql(con, "find_deleted_backups.sql", params)
     return int(deleted), int(current)
 
 
@@ -156,7 +160,7 @@ def _too_many_deleted(deleted: int, current: int, max_deleted_fraction: float) -
 
 def _write_data(con: duckdb.DuckDBPyConnection, staging: RunStaging, summary: SyncSummary,
                 params: dict[str, Any]) -> None:
-    [(new, changed)] = run_sql(con, "count_backup_changes.sql")
+    [(new, changed)] = run_sql(con, "count_backup_changes.sql", params)
     summary.backups_new, summary.backups_changed = int(new), int(changed)
     run_sql(con, "record_backup_versions.sql", params)
     run_sql(con, "upsert_backups.sql", params)
@@ -177,28 +181,31 @@ def _write_ledger(con: duckdb.DuckDBPyConnection, run_id: str, staging: RunStagi
     con.unregister("sync_run_frame")
     if summary.status == "superseded":
         return  # its VM errors and rejects describe data that was never loaded
-    run_sql(con, "insert_sync_vm_errors.sql", {"run_id": run_id, **files})
+    run_sql(con, "insert_sync_vm_errors.sql", {"cloud": summary.cloud, "run_id": run_id, **files})
     if staging.reject_files():
-        run_sql(con, "insert_backup_rejects.sql", {"run_id": run_id})
+        run_sql(con, "insert_backup_rejects.sql", {"cloud": summary.cloud, "run_id": run_id})
 
 
 def record_failed_sync(
     con: duckdb.DuckDBPyConnection,
     *,
     run_id: str,
+    cloud: str,
     started_at: datetime,
     source_url: str,
     format: str,
     message: str,
-    warehouse_path: str,
 ) -> SyncSummary:
-    """Write only a ledger row with status 'failed' (the VM list could not be read)."""
+    """Write only a ledger row with status 'failed' for one cloud (it could not be read).
+
+    The row touches no data, so it is written even under a cloud name bound to another API: it says what
+    was tried and why it failed.
+    """
     summary = SyncSummary(
-        run_id=run_id, started_at=started_at, finished_at=utc_now(), source_url=source_url,
+        run_id=run_id, cloud=cloud, started_at=started_at, finished_at=utc_now(), source_url=source_url,
         format=format, status="failed", message=message,
     )
     with transaction(con):
-        check_source(con, source_url, warehouse_path, claim=False)
         con.register("sync_run_frame", summary.ledger_row())
         run_sql(con, "insert_sync_run.sql")
         con.unregister("sync_run_frame")

@@ -1,4 +1,4 @@
-"""One run's staged data: typed Parquet files in a folder named after the run, read by that run's load alone."""
+"""One run's staged data: typed Parquet files in a folder per run and cloud, read by that run's load alone."""
 
 from __future__ import annotations
 
@@ -49,14 +49,20 @@ class StagingMissing(RuntimeError):
 
 @dataclass(frozen=True)
 class RunStaging:
-    """The folder <root>/<run key>/ and the files in it; every path is this run's own."""
+    """The folder <root>/<run key>/<cloud>/ and the files in it; every path is this run's own."""
 
     root: Path
     run_key: str
+    cloud: str
+
+    @property
+    def run_path(self) -> Path:
+        """The run's folder: one folder per cloud in it, removed together by a stale-run purge."""
+        return self.root / self.run_key
 
     @property
     def path(self) -> Path:
-        return self.root / self.run_key
+        return self.run_path / self.cloud
 
     # -- the VM list step --------------------------------------------------------------------------
     def write_listing(self, meta: dict[str, Any], vms: pd.DataFrame, users: pd.DataFrame | None,
@@ -114,9 +120,25 @@ class RunStaging:
     def vm_status_file(self) -> str:
         return str(self.path / "backups" / "vm_status.parquet")
 
+    # -- a cloud that could not be read ----------------------------------------------------------
+    def write_failure(self, meta: dict[str, Any]) -> None:
+        """Mark this cloud as given up for the run (its failed ledger row is written): the load skips it."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        _write_json(self.path / "failed.json", meta)
+
+    def failure(self) -> dict[str, Any] | None:
+        """What write_failure recorded (message, source), or None when the cloud was read."""
+        marker = self.path / "failed.json"
+        return json.loads(marker.read_text(encoding="utf-8")) if marker.exists() else None
+
     def remove(self) -> None:
-        """Delete this run's folder (the run's data is in the warehouse, or the run was superseded)."""
+        """Delete this cloud's folder (its data is in the warehouse, or the run was superseded), and the
+        run's folder once no cloud's is left in it."""
         shutil.rmtree(self.path, ignore_errors=True)
+        try:
+            self.run_path.rmdir()
+        except OSError:
+            pass  # another cloud's staging is kept for diagnosis, or was never there
 
 
 class BackupsWriter:

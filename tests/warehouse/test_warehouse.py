@@ -14,11 +14,14 @@ import duckdb
 import pandas as pd
 import pytest
 
+from pipeline.clouds.config import DEFAULT_CLOUD
 from pipeline.records.normalize import VM_FIELDS, reference_frame
 from pipeline.warehouse.sql_files import run_sql
 from pipeline.warehouse.load import write_sync
 from pipeline.warehouse.staging import RunStaging, stage_in_memory
-from pipeline.warehouse.connection import WarehouseBusy, migrate, migration_files, open_warehouse, view_files
+from pipeline.warehouse.connection import (
+    WarehouseBusy, migrate, migration_files, open_warehouse, view_files,
+)
 from tests.conftest import SyncHarness, run_failure_text
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,7 +71,7 @@ def test_a_changed_report_view_is_reapplied(tmp_path):
 
 
 def _staged(root: Path, run_id: str, listings: dict, owners: dict) -> RunStaging:
-    staging = RunStaging(root, run_id)
+    staging = RunStaging(root, run_id, DEFAULT_CLOUD)
     vms = reference_frame([{"id": vm, "user_id": owners[vm]} for vm in listings], VM_FIELDS)
     stage_in_memory(staging, listed_at=datetime.now(timezone.utc), source="test", api_format="json",
                     vms=vms, listings=listings)
@@ -83,7 +86,7 @@ def test_an_id_listed_under_two_vms_resolves_to_one_row_deterministically(tmp_pa
     with open_warehouse(tmp_path / "w.duckdb") as con:
         for run in ("a", "b"):
             staging = _staged(tmp_path / "staging", run, listings, {1: 11, 2: 22})
-            summary = write_sync(con, run, staging, warehouse_path="w")
+            summary = write_sync(con, run, staging, cloud=DEFAULT_CLOUD, warehouse_path="w")
             rows = con.execute("SELECT id, virtual_machine_id, backup_size, owner_user_id FROM backups ORDER BY id")
             assert rows.fetchall() == [(7, 1, 100, 11), (8, 2, 1, 22)]
         assert summary.backups_seen == 2 and summary.backups_changed == 0
@@ -155,13 +158,13 @@ _WRITER = textwrap.dedent(
     db, vms, per_vm = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     listings = {vm: [{"id": 10_000_000 + vm * per_vm + i, "backup_size": 5, "note": "x" * 200}
                      for i in range(per_vm)] for vm in range(1, vms + 1)}
-    staging = RunStaging(Path(db).parent / "staging", sys.argv[4])
+    staging = RunStaging(Path(db).parent / "staging", sys.argv[4], "default")
     stage_in_memory(staging, listed_at=datetime.now(timezone.utc), source="bulk", api_format="json",
                     vms=reference_frame([{"id": vm, "user_id": 1} for vm in listings], VM_FIELDS),
                     listings=listings)
     with open_warehouse(db) as con:
         print("writing", flush=True)
-        write_sync(con, sys.argv[4], staging, warehouse_path=db)
+        write_sync(con, sys.argv[4], staging, cloud="default", warehouse_path=db)
     print("done", flush=True)
     """
 )
