@@ -1,31 +1,43 @@
 """The Dagster code location: every asset of the sync and its reports, their checks, the daily schedule.
 
 The environment is read here, once; a bad value stops the code location from loading with one line that
-names the variable (pipeline.defs.settings).
+names the variable (pipeline.defs.settings). Each cloud of BACKUPS_CLOUDS_FILE (or the one cloud of
+ONAPP_API_URL) gets its own fetch steps (pipeline.defs.api_assets).
 """
 
 import os
+from collections.abc import Mapping
 
 import dagster as dg
 
 from pipeline.defs.alert_assets import alert_assets
 from pipeline.defs.api_assets import build_api_assets
 from pipeline.defs.checks import asset_checks
-from pipeline.defs.executor import in_process_or_multiprocess
+from pipeline.defs.cloud_checks import build_cloud_checks
+from pipeline.defs.clouds import cloud_names
+from pipeline.defs.executor import default_executor
 from pipeline.defs.report_assets import report_assets
 from pipeline.defs.retry import step_retry_policy
 from pipeline.defs.schedule import daily_schedule, sync_job
 from pipeline.defs.settings import build_resources, schedule_settings
-from pipeline.defs.table_assets import table_assets
+from pipeline.defs.table_assets import build_table_assets
 
-_schedule = schedule_settings(os.environ)
 
-defs = dg.Definitions(
-    assets=[*build_api_assets(step_retry_policy(_schedule)), *table_assets, *report_assets, *alert_assets],
-    asset_checks=asset_checks,
-    jobs=[sync_job],
-    schedules=[daily_schedule(_schedule)],
-    resources=build_resources(os.environ),
-    # Every step reads and writes only its run's staging and the warehouse: any executor runs the job.
-    executor=in_process_or_multiprocess,
-)
+def build_definitions(environ: Mapping[str, str]) -> dg.Definitions:
+    """The code location for an environment: its clouds' fetch steps, the load, reports, alerts and checks."""
+    schedule = schedule_settings(environ)
+    resources = build_resources(environ)
+    clouds = cloud_names(resources)
+    return dg.Definitions(
+        assets=[*build_api_assets(step_retry_policy(schedule), clouds), *build_table_assets(clouds),
+                *report_assets, *alert_assets],
+        asset_checks=[*asset_checks, *build_cloud_checks(clouds)],
+        jobs=[sync_job],
+        schedules=[daily_schedule(schedule)],
+        resources=resources,
+        # Every step reads and writes only its run's staging and the warehouse: any executor runs the job.
+        executor=default_executor(len(clouds)),
+    )
+
+
+defs = build_definitions(os.environ)

@@ -1,7 +1,13 @@
-"""The API side of a sync: the VM list and every VM's backup list, staged for this run as typed Parquet."""
+"""The API side of a sync: each cloud's VM list and every VM's backup list, staged for this run as typed Parquet.
+
+Each cloud has its own two steps, so an executor with several processes (or pods) fetches the clouds in
+parallel, each within its own max_concurrency. With several clouds a cloud that cannot be read records its
+failure and lets the others load (isolated); with one, its step fails as the whole sync does.
+"""
 
 import os
 import time
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -9,7 +15,9 @@ import dagster as dg
 import pandas as pd
 import requests
 
+from pipeline.clouds.config import DEFAULT_CLOUD
 from pipeline.defs.alert_assets import alert_sync_failed
+from pipeline.defs.clouds import asset_prefix, onapp_key
 from pipeline.defs.memory import release_freed_memory
 from pipeline.defs.metadata import preview, settings_table
 from pipeline.defs.resources import AlertsResource, OnAppResource, WarehouseResource
@@ -27,7 +35,7 @@ from pipeline.records.normalize import BACKUP_SERVER_FIELDS, USER_FIELDS, VM_FIE
 from pipeline.records.reference import vm_owners
 from pipeline.warehouse.connection import SourceMismatch, check_source
 from pipeline.warehouse.load import record_failed_sync
-from pipeline.warehouse.staging import purge_stale
+from pipeline.warehouse.staging import RunStaging, purge_stale
 
 # Records normalized per staged part: large enough that per-call costs vanish, small enough that the
 # dicts of one part (a few tens of MB) are all the fetch step ever holds.
@@ -43,10 +51,10 @@ def run_key(context: dg.OpExecutionContext) -> str:
 
 
 def vm_list(context: dg.AssetExecutionContext, onapp: OnAppResource, warehouse: WarehouseResource,
-            alerts: AlertsResource) -> dg.MaterializeResult:
+            alerts: AlertsResource, *, isolated: bool) -> dg.MaterializeResult:
     """Every VM of the cloud, all pages, with the admin-only user and backup-server lists, staged for this run."""
     listed_at = datetime.now(timezone.utc)
-    staging = warehouse.staging(run_key(context))
+    staging = warehouse.staging(run_key(context), onapp.cloud)
     for folder in purge_stale(staging.root, keep=staging.run_key):
         context.log.info(f"removed the staging of a run that ended a week ago or more: {folder}")
     if onapp.is_demo:
@@ -54,18 +62,25 @@ def vm_list(context: dg.AssetExecutionContext, onapp: OnAppResource, warehouse: 
             "ONAPP_API_URL is not set: using the EMBEDDED DEMO CLOUD, simulated data, not a real cloud"
         )
     _check_paths(warehouse, staging.root)
-    _check_source(onapp, warehouse)
+    try:
+        _check_source(onapp, warehouse)
+    except SourceMismatch as error:
+        if not isolated:
+            raise dg.Failure(description=str(error), allow_retries=False) from None
+        return _give_up(context, onapp, warehouse, alerts, staging, listed_at, str(error), isolated=True,
+                        record=True)
     client = onapp.client()
     try:
         vms = client.list_virtual_machines()
         users = client.list_users()
         servers = client.list_backup_servers()
     except CredentialsRefused as error:
-        # No ledger row: a wrong key is a configuration error, not a sync to record.
-        alert_sync_failed(context, alerts, warehouse, str(error))
-        raise dg.Failure(description=str(error), allow_retries=False) from None
+        # Alone, no ledger row: a wrong key is a configuration error, not a sync to record. Among several
+        # clouds it is that cloud's failed sync, beside the others' loaded ones.
+        return _give_up(context, onapp, warehouse, alerts, staging, listed_at, str(error), isolated=isolated,
+                        record=isolated)
     except (ApiError, PaginationError, requests.RequestException) as error:
-        _record_unreadable_list(context, onapp, warehouse, alerts, listed_at, error)
+        return _unreadable_list(context, onapp, warehouse, alerts, staging, listed_at, error, isolated=isolated)
     finally:
         client.close()
     vm_frame = reference_frame(vms, VM_FIELDS)
@@ -79,6 +94,7 @@ def vm_list(context: dg.AssetExecutionContext, onapp: OnAppResource, warehouse: 
     context.log.info(f"{len(vm_frame)} VMs listed from {onapp.source}")
     return dg.MaterializeResult(
         metadata={
+            "cloud": onapp.cloud,
             "rows": len(vm_frame),
             "users_readable": users is not None,
             "backup_servers_readable": servers is not None,
@@ -111,45 +127,64 @@ def _check_paths(warehouse: WarehouseResource, staging_root: Path) -> None:
 
 
 def _check_source(onapp: OnAppResource, warehouse: WarehouseResource) -> None:
-    # Before the long fetch: a warehouse of another cloud must not wait for the end to say so.
+    # Before the long fetch: a cloud name bound to another API must not wait for the end to say so.
     if not Path(warehouse.path).exists():
         return
     try:
         with warehouse.open(read_only=True) as con:
-            check_source(con, onapp.source, warehouse.path, claim=False)
-    except SourceMismatch as error:
-        raise dg.Failure(description=str(error), allow_retries=False) from None
+            if con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'clouds'").fetchone()[0]:
+                check_source(con, onapp.cloud, onapp.source, warehouse.path, claim=False)
     except dg.Failure as error:
         # "warehouse busy" came after BACKUPS_LOCK_TIMEOUT, the wait meant for it: no step retry on top.
         raise dg.Failure(description=error.description, allow_retries=False) from None
 
 
-def _record_unreadable_list(context: dg.AssetExecutionContext, onapp: OnAppResource, warehouse: WarehouseResource,
-                            alerts: AlertsResource, listed_at: datetime, error: Exception) -> None:
+def _unreadable_list(context: dg.AssetExecutionContext, onapp: OnAppResource, warehouse: WarehouseResource,
+                     alerts: AlertsResource, staging: RunStaging, listed_at: datetime, error: Exception, *,
+                     isolated: bool) -> dg.MaterializeResult:
     message = f"the VM list could not be read: {describe_request_error(error, onapp.api_url if not onapp.is_demo else onapp.endpoint()[0])}"
     # Paging that cannot be followed, or a certificate that is not trusted, fails the same way on every
     # attempt: no step retry.
     retryable = not isinstance(error, (PaginationError, ResponseTooLarge, RedirectRefused,
                                       requests.exceptions.SSLError))
     if retryable and not is_last_attempt(context):
-        # The ledger holds one row per run: only the attempt that gives up records the failure.
+        # The ledger holds one row per run and cloud: only the attempt that gives up records the failure.
         context.log.warning(f"{message} (attempt {context.retry_number + 1}; the step will retry)")
         raise dg.Failure(description=message) from None
-    with warehouse.open() as con:
-        record_failed_sync(
-            con, run_id=context.run_id, started_at=listed_at, source_url=onapp.source,
-            format=onapp.api_format, message=message, warehouse_path=warehouse.path,
-        )
-    alert_sync_failed(context, alerts, warehouse, message)
-    raise dg.Failure(description=message, allow_retries=False) from None
+    return _give_up(context, onapp, warehouse, alerts, staging, listed_at, message, isolated=isolated, record=True)
+
+
+def _give_up(context: dg.AssetExecutionContext, onapp: OnAppResource, warehouse: WarehouseResource,
+             alerts: AlertsResource, staging: RunStaging, listed_at: datetime, message: str, *, isolated: bool,
+             record: bool) -> dg.MaterializeResult:
+    """The cloud cannot be read this run: its failed ledger row (when recorded) and alert; then either the
+    step fails (the only cloud) or the other clouds go on and the load names this one (isolated)."""
+    if record:
+        with warehouse.open() as con:
+            record_failed_sync(
+                con, run_id=context.run_id, cloud=onapp.cloud, started_at=listed_at, source_url=onapp.source,
+                format=onapp.api_format, message=message,
+            )
+    alert_sync_failed(context, alerts, warehouse, message, cloud=onapp.cloud)
+    if not isolated:
+        raise dg.Failure(description=message, allow_retries=False)
+    staging.write_failure({"message": message, "source": onapp.source})
+    context.log.error(f"cloud '{onapp.cloud}': {message}; the other clouds go on")
+    return dg.MaterializeResult(metadata={"cloud": onapp.cloud, "failed": message,
+                                          "attempt": context.retry_number + 1})
 
 
 def backup_lists(
-    context: dg.AssetExecutionContext, onapp: OnAppResource, warehouse: WarehouseResource, alerts: AlertsResource
+    context: dg.AssetExecutionContext, onapp: OnAppResource, warehouse: WarehouseResource, alerts: AlertsResource,
+    *, isolated: bool,
 ) -> dg.MaterializeResult:
     """Each listed VM's backup list, fetched concurrently and normalized into typed parts as it arrives."""
     started = time.monotonic()
-    staging = warehouse.staging(run_key(context))
+    staging = warehouse.staging(run_key(context), onapp.cloud)
+    failure = staging.failure()
+    if failure is not None:
+        context.log.warning(f"cloud '{onapp.cloud}' not fetched: {failure['message']}")
+        return dg.MaterializeResult(metadata={"cloud": onapp.cloud, "failed": failure["message"]})
     vms = staging.vms()
     owners = vm_owners(vms)
     writer = staging.start_backups()
@@ -179,8 +214,9 @@ def backup_lists(
     try:
         report = client.fetch_backups(vms["id"].astype(int).tolist(), log=context.log, on_listing=on_listing)
     except CredentialsRefused as error:
-        alert_sync_failed(context, alerts, warehouse, str(error))
-        raise dg.Failure(description=str(error), allow_retries=False) from None
+        listed_at = datetime.fromisoformat(staging.listing_meta()["listed_at"])
+        return _give_up(context, onapp, warehouse, alerts, staging, listed_at, str(error), isolated=isolated,
+                        record=isolated)
     finally:
         client.close()
     if pending:
@@ -195,6 +231,7 @@ def backup_lists(
         context.log.warning(f"VM {row.vm_id}: backups not read ({row.error_kind}): {row.reason}")
     return dg.MaterializeResult(
         metadata={
+            "cloud": onapp.cloud,
             "rows": writer.rows,
             "rejected": writer.rejected,
             "parts": writer.parts,
@@ -228,10 +265,35 @@ def _failed_vms(report: FetchReport) -> pd.DataFrame:
     )
 
 
-def build_api_assets(retry_policy: dg.RetryPolicy) -> list[dg.AssetsDefinition]:
-    """The two API steps, with the step retry policy the environment sets (see pipeline.defs.settings)."""
-    return [
-        dg.asset(name="vm_list", group_name="onapp", kinds={"python", "parquet"}, retry_policy=retry_policy)(vm_list),
-        dg.asset(name="backup_lists", group_name="onapp", kinds={"python", "parquet"}, retry_policy=retry_policy,
-                 deps=["vm_list"])(backup_lists),
-    ]
+def build_api_assets(retry_policy: dg.RetryPolicy, clouds: Sequence[str] = (DEFAULT_CLOUD,)
+                     ) -> list[dg.AssetsDefinition]:
+    """The two API steps of each cloud, with the step retry policy the environment sets (pipeline.defs.settings).
+
+    The cloud 'default' keeps the keys vm_list and backup_lists; any other cloud's are prefixed with its name
+    (eu/vm_list), and each reads its own OnApp resource (pipeline.defs.clouds).
+    """
+    isolated = len(clouds) > 1
+    return [asset for cloud in clouds for asset in _cloud_assets(cloud, retry_policy, isolated=isolated)]
+
+
+def _cloud_assets(cloud: str, retry_policy: dg.RetryPolicy, *, isolated: bool) -> list[dg.AssetsDefinition]:
+    key, prefix = onapp_key(cloud), asset_prefix(cloud)
+    shared = {"key_prefix": prefix, "group_name": "onapp", "kinds": {"python", "parquet"},
+              "retry_policy": retry_policy, "required_resource_keys": {key, "warehouse", "alerts"}}
+
+    @dg.asset(name="vm_list", description=_first_line(vm_list), **shared)
+    def listed(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        resources = context.resources
+        return vm_list(context, getattr(resources, key), resources.warehouse, resources.alerts, isolated=isolated)
+
+    @dg.asset(name="backup_lists", description=_first_line(backup_lists), deps=[listed], **shared)
+    def fetched(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        resources = context.resources
+        return backup_lists(context, getattr(resources, key), resources.warehouse, resources.alerts,
+                            isolated=isolated)
+
+    return [listed, fetched]
+
+
+def _first_line(function: object) -> str:
+    return (function.__doc__ or "").strip().splitlines()[0]

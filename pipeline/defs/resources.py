@@ -12,6 +12,7 @@ import dagster as dg
 import duckdb
 from pydantic import Field, field_validator
 
+from pipeline.clouds.config import DEFAULT_CLOUD
 from pipeline.onapp.client import ClientSettings, OnAppClient
 from pipeline.reports.export import EXPORT_FORMATS
 from pipeline.warehouse.connection import (
@@ -31,8 +32,10 @@ _FINITE = {"allow_inf_nan": False}
 
 
 class OnAppResource(dg.ConfigurableResource):
-    """The OnApp API the sync reads, and how politely and patiently it is read."""
+    """One cloud's OnApp API, and how politely and patiently it is read."""
 
+    cloud: str = Field(default=DEFAULT_CLOUD, pattern=r"^[a-z0-9][a-z0-9_-]*$",
+                       description="The cloud's name in the warehouse (BACKUPS_CLOUDS_FILE; 'default' without).")
     api_url: str = Field(default="", description="Base URL of the API (ONAPP_API_URL).")
     user: str = Field(default="", description="HTTP Basic user (ONAPP_API_USER).")
     api_key: str = Field(default="", description="HTTP Basic key (ONAPP_API_KEY); never shown.")
@@ -120,10 +123,10 @@ class WarehouseResource(dg.ConfigurableResource):
                 raise dg.Failure(description=str(error), allow_retries=False) from None
             yield con
 
-    def staging(self, run_key: str) -> RunStaging:
-        """The staging folder of one run (see pipeline.warehouse.staging)."""
+    def staging(self, run_key: str, cloud: str) -> RunStaging:
+        """The staging folder of one run and cloud (see pipeline.warehouse.staging)."""
         root = Path(self.staging_dir) if self.staging_dir else Path(self.path).parent / "staging"
-        return RunStaging(root=root, run_key=run_key)
+        return RunStaging(root=root, run_key=run_key, cloud=cloud)
 
 
 class ReportsResource(dg.ConfigurableResource):

@@ -10,6 +10,8 @@ from urllib.parse import urlsplit
 import dagster as dg
 import pydantic
 
+from pipeline.clouds.config import CloudSpec, CloudsFileError, read_clouds_file
+from pipeline.defs.clouds import onapp_key
 from pipeline.defs.resources import AlertsResource, ChecksResource, OnAppResource, ReportsResource, WarehouseResource
 
 # The documented variables, each the field of one resource: (resource key, field).
@@ -50,6 +52,11 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "BACKUPS_MAX_SWING_PCT": ("checks", "max_swing_pct"),
     "BACKUPS_MAX_AGE_HOURS": ("checks", "max_age_hours"),
 }
+# The clouds, each with its URL, user, key variable, format and concurrency; without it, ONAPP_API_URL is one
+# cloud named 'default' (pipeline.clouds.config).
+CLOUDS_FILE = "BACKUPS_CLOUDS_FILE"
+# What the clouds file says for each cloud: with it, these variables would be ignored, so they are refused.
+_PER_CLOUD = ("ONAPP_API_URL", "ONAPP_API_USER", "ONAPP_API_KEY", "ONAPP_API_FORMAT")
 # Comma-separated lists, split before validation.
 _LISTS = {"BACKUPS_EXPORT_FORMATS"}
 # Words folded to lower case: `XML` and `Parquet` mean what they say; and to upper case: `eur` is EUR.
@@ -109,7 +116,8 @@ def _fail(error: pydantic.ValidationError, variables: Mapping[str, str], environ
 
 
 def build_resources(environ: Mapping[str, str]) -> dict[str, dg.ConfigurableResource]:
-    """The job's resources from the environment; without ONAPP_API_URL, the embedded demo cloud.
+    """The job's resources from the environment: an OnApp resource per cloud of BACKUPS_CLOUDS_FILE, else one
+    for ONAPP_API_URL, and without either the embedded demo cloud.
 
     Raises:
         SettingsError: a variable's value is out of bounds or of the wrong kind (the message names it).
@@ -125,11 +133,14 @@ def build_resources(environ: Mapping[str, str]) -> dict[str, dg.ConfigurableReso
             # Resolved when a run starts, so the secret never sits in the code location's definitions.
             fields[resource][field] = dg.EnvVar(variable)
     classes = dict(_RESOURCES)
-    if not fields["onapp"].get("api_url"):
+    clouds_file = _given(environ, CLOUDS_FILE)
+    if clouds_file is None and not fields["onapp"].get("api_url"):
         from pipeline.defs.demo_resource import DemoOnAppResource, demo_settings
 
         classes["onapp"] = DemoOnAppResource
         fields["onapp"]["demo"] = demo_settings(environ)
+    if clouds_file is not None:
+        del classes["onapp"]
     resources = {}
     for name, cls in classes.items():
         by_field = {field: variable for variable, (resource, field) in VARIABLES.items() if resource == name}
@@ -137,8 +148,39 @@ def build_resources(environ: Mapping[str, str]) -> dict[str, dg.ConfigurableReso
             resources[name] = cls(**fields[name])
         except pydantic.ValidationError as error:
             raise _fail(error, by_field, environ) from None
-    _check_url(resources["onapp"])
+    if clouds_file is None:
+        _check_url(resources["onapp"])
+    else:
+        resources |= _cloud_resources(clouds_file, fields["onapp"], environ)
     return resources
+
+
+def _cloud_resources(clouds_file: str, shared: dict[str, Any], environ: Mapping[str, str]
+                     ) -> dict[str, OnAppResource]:
+    """One OnApp resource per cloud of the file: its own URL, user, key, format and concurrency, the rest shared."""
+    given = [variable for variable in _PER_CLOUD if _given(environ, variable) is not None]
+    if given:
+        raise SettingsError(f"{CLOUDS_FILE} names each cloud's URL, user, key and format: {', '.join(given)} "
+                            "would be ignored; remove them")
+    try:
+        clouds = read_clouds_file(clouds_file, environ)
+    except CloudsFileError as error:
+        raise SettingsError(str(error)) from None
+    by_field = {field: variable for variable, (resource, field) in VARIABLES.items() if resource == "onapp"}
+    resources = {}
+    for cloud in clouds:
+        try:
+            resources[onapp_key(cloud.name)] = OnAppResource(**(shared | _cloud_fields(cloud, shared)))
+        except pydantic.ValidationError as error:
+            raise _fail(error, by_field, environ) from None
+    return resources
+
+
+def _cloud_fields(cloud: CloudSpec, shared: dict[str, Any]) -> dict[str, Any]:
+    # The key is resolved when a run starts, from the variable the file names, like ONAPP_API_KEY.
+    return {"cloud": cloud.name, "api_url": cloud.url, "user": cloud.user, "api_key": dg.EnvVar(cloud.key_env),
+            "api_format": cloud.api_format,
+            "max_concurrency": cloud.max_concurrency or shared.get("max_concurrency", OnAppResource().max_concurrency)}
 
 
 def _check_url(onapp: OnAppResource) -> None:
