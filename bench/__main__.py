@@ -8,10 +8,10 @@ import sys
 import time
 from pathlib import Path
 
-from bench import common, fetch, job, latency, load, reports
+from bench import clouds, common, fetch, job, latency, load, reports
 
 BENCHMARKS = {"fetch": fetch.run, "load": load.run, "reports": reports.run, "job": job.run,
-              "latency": latency.run}
+              "latency": latency.run, "clouds": clouds.run}
 
 
 def main(argv: list[str] | None = None) -> int:

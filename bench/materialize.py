@@ -121,16 +121,17 @@ def write_timeline(run: Run, path: Path) -> None:
 
 
 def loaded(db: Path) -> tuple[int, int]:
-    """VMs fetched and current backups after the last sync; RuntimeError unless it ended 'ok'."""
+    """VMs fetched in the last run (every cloud of it) and current backups; RuntimeError unless it ended 'ok'."""
     import duckdb
 
     with duckdb.connect(str(db), read_only=True) as con:
-        [(status, vms, backups)] = con.execute(
-            "SELECT status, vms_fetched, (SELECT count(*) FROM backups WHERE deleted_at IS NULL) "
-            "FROM sync_runs ORDER BY started_at DESC LIMIT 1").fetchall()
-    if status != "ok":
-        raise RuntimeError(f"the sync ended {status!r}")
-    return vms, backups
+        [(statuses, vms, backups)] = con.execute(
+            "SELECT list(DISTINCT status), sum(vms_fetched), (SELECT count(*) FROM backups WHERE deleted_at IS NULL) "
+            "FROM sync_runs WHERE run_id = (SELECT run_id FROM sync_runs ORDER BY started_at DESC LIMIT 1)"
+        ).fetchall()
+    if statuses != ["ok"]:
+        raise RuntimeError(f"the sync ended {', '.join(map(repr, statuses))}")
+    return int(vms), backups
 
 
 def _steps(lines: list[tuple[float, str]], wall_s: float) -> dict[str, Step]:

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from bench import common, dlt_sync, fetch, job, latency, load, materialize, reports
+from bench import clouds, common, dlt_sync, fetch, job, latency, load, materialize, reports
 
 pytestmark = pytest.mark.slow
 
@@ -74,6 +74,17 @@ def test_the_job_is_judged_against_the_fetch_bound_beside_dlt(tmp_path):
         assert peer[-1] == the_job[-1]  # the same VMs and backups loaded
     else:
         assert len(table.rows) == 1 and any("dlt is not installed" in note for note in table.notes)
+
+
+def test_two_clouds_are_compared_with_one_of_their_whole_fleet(tmp_path):
+    table = clouds.run(vms=20, backups_per_vm=2, latency_ms=5, concurrency=4, runs=1, cache_dir=tmp_path)
+    assert table.columns == clouds.COLUMNS
+    one, two = table.rows
+    assert one[0].startswith("one cloud of 20 VMs") and two[0].startswith("two clouds of 10 VMs")
+    assert one[5] == "1.00×" and RATIO.match(two[5]) and SECONDS.match(two[2])
+    assert "fetch (the slowest cloud's backup lists)" in two[6]
+    # Both clouds were loaded: as many VMs as the one cloud, and about as many backups.
+    assert one[-1].startswith("20 / ") and two[-1].startswith("20 / ")
 
 
 def test_dagster_durations_are_read_in_every_format_it_prints():
