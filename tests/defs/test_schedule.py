@@ -13,7 +13,7 @@ from pipeline.defs.checks import asset_checks
 from pipeline.defs.retry import step_retry_policy
 from pipeline.defs.schedule import SCHEDULE_NAME, daily_schedule, sync_job
 from pipeline.defs.settings import SettingsError, schedule_settings
-from pipeline.defs.table_assets import warehouse_tables
+from pipeline.defs.table_assets import table_assets
 from tests.conftest import ALL_ASSETS, ROOT, SMALL_FLEET, dagster_cli, ledger, run_failure_text
 
 def test_the_schedule_defaults_to_two_in_the_morning_utc():
@@ -87,7 +87,7 @@ def test_only_the_api_steps_retry():
     assert graph.get(dg.AssetKey("vm_list")).assets_def.op.retry_policy == policy
     assert graph.get(dg.AssetKey("backup_lists")).assets_def.op.retry_policy == policy
     # The writer fails the same way twice: retrying it only delays the alarm.
-    assert warehouse_tables.op.retry_policy is None
+    assert [load.op.retry_policy for load in table_assets] == [None]
 
 
 def test_the_step_retry_policy_reads_the_environment():

@@ -63,7 +63,7 @@ def test_the_tables_are_assets_with_their_schema_and_row_count(harness):
     graph = defs.resolve_asset_graph()
     backups = graph.get(dg_key("backups"))
     columns = [c.name for c in backups.metadata["dagster/column_schema"].columns]
-    assert columns[:3] == ["id", "identifier", "backup_size"] and "deleted_at" in columns
+    assert columns[:4] == ["cloud", "id", "identifier", "backup_size"] and "deleted_at" in columns
     # The reports hang off the tables they read, not off a step.
     assert dg_key("storage_history") in graph.get(dg_key("capacity_forecast")).parent_keys
 
