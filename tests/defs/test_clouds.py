@@ -12,7 +12,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from pipeline.defs.settings import SettingsError
+from pipeline.defs.settings import SettingsError, build_resources
 from pipeline.definitions import build_definitions
 from pipeline.demo.config import DemoCloudConfig
 from pipeline.warehouse.connection import connect_warehouse
@@ -28,15 +28,19 @@ NO_RETRIES = {"execution": {"config": {"retries": {"disabled": {}}}}}
 def clouds_file(tmp_path: Path, clouds: dict) -> Path:
     path = tmp_path / "clouds.toml"
     path.write_text("".join(
-        f'[clouds.{name}]\nurl = "{cloud.url}"\nuser = "{cloud.config.user}"\nkey_env = "KEY_{name.upper()}"\n'
+        f'[clouds.{name}]\nurl = "{cloud.url}"\nuser = "{cloud.config.user}"\nkey_env = "{key_variable(name)}"\n'
         for name, cloud in clouds.items()), encoding="utf-8")
     return path
+
+
+def key_variable(cloud: str) -> str:
+    return "KEY_" + cloud.upper().replace("-", "_")
 
 
 def environment(tmp_path: Path, clouds: dict, **keys: str) -> dict[str, str]:
     env = {"BACKUPS_CLOUDS_FILE": str(clouds_file(tmp_path, clouds)), "BACKUPS_DB": str(tmp_path / "w.duckdb"),
            "BACKUPS_REPORTS_DIR": str(tmp_path / "reports"), "ONAPP_BACKOFF_FACTOR": "0.001"}
-    env |= {f"KEY_{name.upper()}": keys.get(name, cloud.config.api_key) for name, cloud in clouds.items()}
+    env |= {key_variable(name): keys.get(name, cloud.config.api_key) for name, cloud in clouds.items()}
     return env
 
 
@@ -126,12 +130,14 @@ def test_each_cloud_is_fetched_by_its_own_steps(make_cloud, tmp_path, monkeypatc
     keys = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
     assert {"eu/vm_list", "eu/backup_lists", "us_west/vm_list", "us_west/backup_lists"} <= keys
     assert not {"vm_list", "backup_lists"} & keys
-    resources = defs.get_repository_def().get_top_level_resources()
+    resources = build_resources(env)
     assert resources["onapp_eu"].max_concurrency == 8 and resources["onapp_us_west"].cloud == "us-west"
     # The key is read when a run starts, from the variable the file names: it is not in the definitions.
-    assert eu.config.api_key not in repr(resources["onapp_eu"].__dict__)
+    assert eu.config.api_key not in repr(defs.get_repository_def().get_top_level_resources())
     executor = defs.resolve_job_def("backups_sync").executor_def
-    assert executor.config_schema.default_value == {"multiprocess": {"max_concurrent": 2}}
+    assert executor.config_schema.default_value["multiprocess"]["max_concurrent"] == 2
+    single = build_definitions({"ONAPP_API_URL": eu.url, "BACKUPS_DB": env["BACKUPS_DB"]})
+    assert single.resolve_job_def("backups_sync").executor_def.config_schema.default_value == {"in_process": {}}
 
 
 def test_the_clouds_file_and_onapp_api_url_are_not_mixed(make_cloud, tmp_path):
@@ -224,3 +230,17 @@ def test_two_clouds_by_the_cli_run_a_process_per_step_and_load_what_one_process_
     for table in TABLES:
         pd.testing.assert_frame_equal(got[table], expected[table], obj=table)
     assert set(got["backups"]["cloud"]) == {"eu", "us"}
+
+
+def test_a_cloud_takes_its_concurrency_from_the_file_and_the_rest_from_the_environment(make_cloud, tmp_path):
+    eu, us = make_cloud(EU), make_cloud(US)
+    env = environment(tmp_path, {"eu": eu, "us": us}) | {"ONAPP_MAX_CONCURRENCY": "3", "ONAPP_RETRIES": "2"}
+    path = Path(env["BACKUPS_CLOUDS_FILE"])
+    path.write_text(path.read_text().replace('key_env = "KEY_EU"\n', 'key_env = "KEY_EU"\nmax_concurrency = 12\n'
+                                                                       'format = "XML"\n'))
+    resources = build_resources(env)
+    eu_api, us_api = resources["onapp_eu"], resources["onapp_us"]
+    assert (eu_api.max_concurrency, eu_api.api_format, eu_api.retries) == (12, "xml", 2)
+    assert (us_api.max_concurrency, us_api.api_format, us_api.retries) == (3, "json", 2)
+    assert (eu_api.api_url, us_api.api_url) == (eu.url, us.url)
+    assert "onapp" not in resources  # no cloud 'default' without ONAPP_API_URL's
