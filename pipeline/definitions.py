@@ -23,8 +23,12 @@ from pipeline.defs.settings import build_resources, schedule_settings
 from pipeline.defs.table_assets import build_table_assets
 
 
-def build_definitions(environ: Mapping[str, str]) -> dg.Definitions:
-    """The code location for an environment: its clouds' fetch steps, the load, reports, alerts and checks."""
+def build_definitions(environ: Mapping[str, str], executor: dg.ExecutorDefinition | None = None) -> dg.Definitions:
+    """The code location for an environment: its clouds' fetch steps, the load, reports, alerts and checks.
+
+    executor: another executor for every job (e.g. dagster-k8s's k8s_job_executor, a pod per step; see
+    docs/scaling.md); by default one process for one cloud, a process per step for several.
+    """
     schedule = schedule_settings(environ)
     resources = build_resources(environ)
     clouds = cloud_names(resources)
@@ -36,7 +40,7 @@ def build_definitions(environ: Mapping[str, str]) -> dg.Definitions:
         schedules=[daily_schedule(schedule)],
         resources=resources,
         # Every step reads and writes only its run's staging and the warehouse: any executor runs the job.
-        executor=default_executor(len(clouds)),
+        executor=executor or default_executor(len(clouds)),
     )
 
 
