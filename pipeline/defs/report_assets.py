@@ -86,7 +86,7 @@ def _sync(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
         return None
     row = rows.iloc[0]
     return {"run_id": row["run_id"], "status": row["status"], "started_at": row["started_at"].isoformat(),
-            "finished_at": row["finished_at"].isoformat()}
+            "finished_at": row["finished_at"].isoformat(), "clouds": list(row["clouds"])}
 
 
 def _metadata(report: ExportedReport, target: Path, chart_markdown: str | None) -> dict[str, Any]:

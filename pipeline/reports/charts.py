@@ -39,6 +39,21 @@ def _name(label: object, key: object, kind: str, nobody: str) -> str:
     return nobody if pd.isna(key) else f"{kind} {int(key)}"
 
 
+def _names(frame: pd.DataFrame, label: str, key: str, kind: str, nobody: str) -> list[str]:
+    """Each row's name: its label, else the kind and id. Ids and labels repeat across clouds (two clouds both
+    have a user 1, a backup-server-01), so with more than one cloud in the frame each name leads with its
+    cloud: 'eu/alice'."""
+    several = frame["cloud"].nunique() > 1
+    return [(f"{_text(cloud)}/" if several else "") + _name(text, k, kind, nobody)
+            for cloud, text, k in zip(frame["cloud"], frame[label], frame[key])]
+
+
+def _series(frame: pd.DataFrame, key: str) -> list[str]:
+    """Each row's series: its cloud and id, so that two clouds' servers or users of one id (or one label) are
+    two lines or bars, never one. The empty id is the cloud's 'no server' or 'no owner'."""
+    return [f"{cloud}/{'' if pd.isna(k) else int(k)}" for cloud, k in zip(frame["cloud"], frame[key])]
+
+
 def _figure(title: str) -> tuple[Figure, Axes]:
     # A Figure with its own Agg canvas, not pyplot: no display, no global state between runs.
     figure = Figure(figsize=_SIZE, dpi=_DPI, layout="constrained")
@@ -68,10 +83,7 @@ def backup_server_chart(frame: pd.DataFrame) -> Figure:
     if frame.empty:
         _empty(axes)
         return figure
-    names = [
-        _name(row.backup_server_label, row.backup_server_id, "server", "no backup server")
-        for row in frame.itertuples()
-    ]
+    names = _names(frame, "backup_server_label", "backup_server_id", "server", "no backup server")
     positions = list(range(len(frame)))
     # Backups on no dedicated server have no capacity to fill: grey, so they do not read as one.
     colors = ["tab:gray" if pd.isna(key) else "tab:blue" for key in frame["backup_server_id"]]
@@ -113,19 +125,25 @@ def trend_chart(frame: pd.DataFrame) -> Figure:
         figure, axes = _figure(_TREND_TITLE)
         _empty(axes)
         return figure
-    names = [_name(row.label, row.key, "server", "no backup server") for row in servers.itertuples()]
-    # A server missing from a day held nothing that day: 0, not a gap the line would bridge.
-    table = (
-        servers.assign(name=names)
-        .pivot_table(index="day", columns="name", values="storage_gib", aggfunc="sum", sort=True)
-        .fillna(0.0)
-    )
+    series = _series(servers, "key")
+    names = dict(zip(series, _names(servers, "label", "key", "server", "no backup server")))
+    clouds = dict(zip(series, servers["cloud"]))
+    # The days each cloud synced (a row of either dimension): clouds sync apart, so another cloud's day says
+    # nothing of this one's servers.
+    synced = {cloud: set(days) for cloud, days in frame.groupby("cloud")["day"]}
+    table = servers.assign(series=series).pivot_table(index="day", columns="series", values="storage_gib",
+                                                      aggfunc="sum", sort=True)
+    table = table[sorted(table.columns, key=lambda s: (names[s], s))]  # the legend in order of names
     days = pd.DatetimeIndex(pd.to_datetime(table.index))
     short = days.max() - days.min() < MIN_TREND_WINDOW
     figure, axes = _figure(f"{_TREND_TITLE} ({_history_note(len(days))})" if short else _TREND_TITLE)
-    for name in table.columns:
+    for line in table.columns:
+        # A server missing from a day its cloud synced held nothing that day: 0, not a gap the line would
+        # bridge. A day its cloud did not sync is no point of its line.
+        points = table[line][table.index.isin(synced[clouds[line]])].fillna(0.0)
         # Few days are few points: big enough markers that a single day reads as data, not a speck.
-        axes.plot(days, table[name].astype(float), marker="o", markersize=6 if short else 3, label=name)
+        axes.plot(pd.to_datetime(points.index), points.astype(float), marker="o", markersize=6 if short else 3,
+                  label=names[line])
     if short:
         _short_history_axis(axes, days)
     axes.set_ylabel("GiB")
@@ -141,8 +159,11 @@ def user_chart(frame: pd.DataFrame) -> Figure:
     if frame.empty:
         _empty(axes)
         return figure
-    top = frame.sort_values(["storage_kb", "user_id"], ascending=[False, True], na_position="last").head(TOP_USERS)
-    names = [_name(row.user_login, row.user_id, "user", "no owner") for row in top.itertuples()]
+    # Named before the cut: whether names lead with their cloud depends on every cloud the report holds.
+    named = frame.assign(name=_names(frame, "user_login", "user_id", "user", "no owner"))
+    top = named.sort_values(["storage_kb", "cloud", "user_id"], ascending=[False, True, True],
+                            na_position="last").head(TOP_USERS)
+    names = list(top["name"])
     axes.barh(range(len(top)), top["storage_gib"].astype(float), color="tab:blue")
     axes.set_yticks(range(len(top)), names, fontsize=8)
     axes.invert_yaxis()
@@ -162,23 +183,25 @@ def chargeback_chart(frame: pd.DataFrame) -> Figure:
     # The months up to that of as of (UTC); those without rows (nothing stored) still get their slot, at 0.
     last = pd.Timestamp(frame["as_of"].max()).tz_convert("UTC").tz_localize(None).to_period("M")
     months = [str(last - k) for k in range(BILLED_MONTHS - 1, -1, -1)]
-    recent = frame[frame["month"].isin(months)].assign(
-        gib_months=lambda f: f["gib_months"].astype(float),
-        name=lambda f: [_name(r.user_login, r.user_id, "user", "no owner") for r in f.itertuples()])
-    ranked = recent.groupby("name", sort=False)["gib_months"].sum().sort_values(ascending=False, kind="stable")
+    named = frame.assign(series=_series(frame, "user_id"), name=_names(frame, "user_login", "user_id", "user",
+                                                                      "no owner"))
+    names = dict(zip(named["series"], named["name"])) | {OTHER_USERS: OTHER_USERS}
+    recent = named[named["month"].isin(months)].assign(gib_months=lambda f: f["gib_months"].astype(float))
+    # By series (cloud and user id), not by name: two clouds' user 1 are two users, whatever their logins.
+    ranked = recent.groupby("series", sort=False)["gib_months"].sum().sort_values(ascending=False, kind="stable")
     top = list(ranked.index[:TOP_BILLED_USERS])
-    table = (recent.assign(name=recent["name"].where(recent["name"].isin(top), OTHER_USERS))
-             .pivot_table(index="month", columns="name", values="gib_months", aggfunc="sum")
+    table = (recent.assign(series=recent["series"].where(recent["series"].isin(top), OTHER_USERS))
+             .pivot_table(index="month", columns="series", values="gib_months", aggfunc="sum")
              .reindex(index=months, columns=[*top, *([OTHER_USERS] if len(ranked) > len(top) else [])])
              .fillna(0.0))
     bottom = [0.0] * len(months)
     # A colour per user, none of them the grey that stands for the other users.
     palette = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink",
                "tab:olive", "tab:cyan", "navy"]
-    for index, name in enumerate(table.columns):
-        color = "tab:gray" if name == OTHER_USERS else palette[index % len(palette)]
-        axes.bar(range(len(months)), table[name], bottom=bottom, label=name, color=color)
-        bottom = [b + h for b, h in zip(bottom, table[name])]
+    for index, series in enumerate(table.columns):
+        color = "tab:gray" if series == OTHER_USERS else palette[index % len(palette)]
+        axes.bar(range(len(months)), table[series], bottom=bottom, label=names[series], color=color)
+        bottom = [b + h for b, h in zip(bottom, table[series])]
     axes.set_xticks(range(len(months)), months, rotation=30, ha="right")
     axes.set_ylabel("GiB-months")
     # Beside the bars, not on them: stacked bars leave no empty corner.

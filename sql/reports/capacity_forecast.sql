@@ -1,7 +1,8 @@
 -- When each backup server with a known capacity reaches 80% and 100%, at the pace of the last 30 days.
 -- Capacity is GB as OnApp reports it, read as GiB (1 GB = 1024² kB). The pace is the least-squares
 -- slope of GiB over epoch days through the last sync of each UTC day in the 30 days before the
--- latest sync (not the wall clock, so a rerun reads the same). A server missing from a sync held
+-- cloud's latest sync (not the wall clock, so a rerun reads the same). A server is one cloud's server,
+-- measured against that cloud's own syncs: clouds are synced apart. A server missing from a sync held
 -- nothing then (0 GiB). Fullness outranks the other statuses: a full server must say so even
 -- with one day of history. GiB figures are shown to 3 decimals (1 MiB); percentages, days and
 -- dates are worked out from the unrounded ones.
@@ -9,43 +10,48 @@
 -- days_to_100_pct_after_purge: days_to_100_pct at the same pace from the storage left after that purge.
 CREATE OR REPLACE VIEW capacity_forecast AS
 WITH servers AS (
-    SELECT s.id, s.label, s.capacity::DOUBLE AS capacity_gib,
+    SELECT s.cloud, s.id, s.label, s.capacity::DOUBLE AS capacity_gib,
            coalesce((SELECT sum(b.backup_size) FROM backups AS b
-                     WHERE b.deleted_at IS NULL AND b.backup_server_id = s.id), 0) / 1048576.0 AS storage_gib,
+                     WHERE b.deleted_at IS NULL AND b.cloud = s.cloud AND b.backup_server_id = s.id), 0)
+               / 1048576.0 AS storage_gib,
            coalesce((SELECT sum(b.backup_size) FROM backups AS b
-                     WHERE b.deleted_at IS NULL AND b.backup_server_id = s.id AND b.marked_for_delete), 0)
+                     WHERE b.deleted_at IS NULL AND b.cloud = s.cloud AND b.backup_server_id = s.id
+                       AND b.marked_for_delete), 0)
                / 1048576.0 AS reclaimable_gib
     FROM backup_servers AS s
     WHERE s.capacity > 0
 ),
 latest AS (
-    SELECT max(synced_at) AS now_at FROM storage_history WHERE dimension = 'backup_server'
+    SELECT cloud, max(synced_at) AS now_at FROM storage_history WHERE dimension = 'backup_server' GROUP BY cloud
 ),
 daily AS (
-    SELECT max(h.synced_at) AS synced_at
-    FROM storage_history AS h, latest
-    WHERE h.dimension = 'backup_server' AND h.synced_at >= latest.now_at - to_hours(24 * 30)
-    GROUP BY (h.synced_at AT TIME ZONE 'UTC')::DATE
+    SELECT h.cloud, max(h.synced_at) AS synced_at
+    FROM storage_history AS h
+    JOIN latest AS l ON l.cloud = h.cloud
+    WHERE h.dimension = 'backup_server' AND h.synced_at >= l.now_at - to_hours(24 * 30)
+    GROUP BY h.cloud, (h.synced_at AT TIME ZONE 'UTC')::DATE
 ),
 points AS (
-    SELECT s.id, epoch(d.synced_at) / 86400.0 AS x, coalesce(h.storage_kb, 0) / 1048576.0 AS y,
+    SELECT s.cloud, s.id, epoch(d.synced_at) / 86400.0 AS x, coalesce(h.storage_kb, 0) / 1048576.0 AS y,
            (d.synced_at AT TIME ZONE 'UTC')::DATE AS day
     FROM servers AS s
-    CROSS JOIN daily AS d
+    JOIN daily AS d ON d.cloud = s.cloud
     LEFT JOIN storage_history AS h
-        ON h.dimension = 'backup_server' AND h.key = s.id AND h.synced_at = d.synced_at
+        ON h.cloud = s.cloud AND h.dimension = 'backup_server' AND h.key = s.id AND h.synced_at = d.synced_at
 ),
 fits AS (
-    SELECT id, regr_slope(y, x) AS slope, count(DISTINCT day) AS history_days, max(x) - min(x) AS span_days
+    SELECT cloud, id, regr_slope(y, x) AS slope, count(DISTINCT day) AS history_days,
+           max(x) - min(x) AS span_days
     FROM points
-    GROUP BY id
+    GROUP BY cloud, id
 ),
 forecast AS (
     SELECT s.*, f.history_days, f.span_days,
            CASE WHEN f.history_days >= 2 AND f.span_days >= 1 THEN f.slope END AS slope,
-           (SELECT now_at FROM latest) AS now_at
+           l.now_at
     FROM servers AS s
-    LEFT JOIN fits AS f ON f.id = s.id
+    LEFT JOIN fits AS f ON f.cloud = s.cloud AND f.id = s.id
+    LEFT JOIN latest AS l ON l.cloud = s.cloud
 ),
 reach AS (
     SELECT *,
@@ -58,6 +64,7 @@ reach AS (
     FROM forecast
 )
 SELECT
+    cloud,
     id                                                    AS backup_server_id,
     label,
     capacity_gib,
@@ -83,4 +90,4 @@ SELECT
     round(reclaimable_gib, 3)                             AS reclaimable_gib,
     round(days_100_after_purge, 1)                        AS days_to_100_pct_after_purge
 FROM reach
-ORDER BY backup_server_id;
+ORDER BY cloud, backup_server_id;

@@ -9,15 +9,18 @@
 -- Exact arithmetic: kB x microseconds summed as HUGEINT, then rounded half up to 6 decimals (about
 -- 1 kB, the unit OnApp reports sizes in) by integer division; the free allowance, price and amount
 -- are DECIMALs from report_settings. Months are cut on UTC timestamps, whatever the session's zone.
+-- An owner is one cloud's user (another cloud's user of the same id is someone else), and each cloud's
+-- lives run to that cloud's own as of: its backups are known only as of its own latest loaded sync.
 CREATE OR REPLACE VIEW chargeback_by_user_month AS
 WITH lives AS (
-    SELECT b.id, b.owner_user_id, b.created_at, b.first_seen_at,
+    SELECT b.cloud, b.id, b.owner_user_id, b.created_at, b.first_seen_at,
            greatest(coalesce(b.backup_size, 0), 0) AS size_kb,
            coalesce(b.deleted_at, a.as_of) AS ends_at
-    FROM backups AS b, as_of AS a
+    FROM backups AS b
+    JOIN as_of AS a ON a.cloud = b.cloud
 ),
 spans AS (
-    SELECT id, owner_user_id, size_kb,
+    SELECT cloud, id, owner_user_id, size_kb,
            CASE WHEN created_at IS NULL OR created_at > ends_at THEN least(first_seen_at, ends_at)
                 ELSE created_at END AT TIME ZONE 'UTC' AS start_utc,
            ends_at AT TIME ZONE 'UTC' AS end_utc
@@ -32,7 +35,7 @@ months AS (
     FROM spans
 ),
 totals AS (
-    SELECT owner_user_id, month_start,
+    SELECT cloud, owner_user_id, month_start,
            count(*) AS backups,
            sum(size_kb::HUGEINT * (epoch_us(least(end_utc, month_start + INTERVAL 1 MONTH))
                                    - epoch_us(greatest(start_utc, month_start)))) AS kb_us,
@@ -40,10 +43,10 @@ totals AS (
            3774873600000000::HUGEINT AS per_gib_hour,
            per_gib_hour * 24 * date_diff('day', month_start, month_start + INTERVAL 1 MONTH) AS per_gib_month
     FROM months
-    GROUP BY owner_user_id, month_start
+    GROUP BY cloud, owner_user_id, month_start
 ),
 figures AS (
-    SELECT t.owner_user_id, t.month_start, t.backups,
+    SELECT t.cloud, t.owner_user_id, t.month_start, t.backups,
            ((2 * t.kb_us * 1000000 + t.per_gib_hour) // (2 * t.per_gib_hour))::DECIMAL(38, 0)
                * 0.000001 AS gib_hours,
            ((2 * t.kb_us * 1000000 + t.per_gib_month) // (2 * t.per_gib_month))::DECIMAL(38, 0)
@@ -51,6 +54,7 @@ figures AS (
     FROM totals AS t
 )
 SELECT
+    f.cloud,
     f.owner_user_id                                              AS user_id,
     u.login                                                      AS user_login,
     strftime(f.month_start, '%Y-%m')                             AS month,
@@ -63,6 +67,6 @@ SELECT
     a.as_of
 FROM figures AS f
 CROSS JOIN report_settings AS s
-CROSS JOIN as_of AS a
-LEFT JOIN users AS u ON u.id = f.owner_user_id
-ORDER BY month, user_id NULLS LAST;
+JOIN as_of AS a ON a.cloud = f.cloud
+LEFT JOIN users AS u ON u.cloud = f.cloud AND u.id = f.owner_user_id
+ORDER BY f.cloud, month, user_id NULLS LAST;

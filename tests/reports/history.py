@@ -1,5 +1,6 @@
-"""A real warehouse file filled with a history a test chooses: syncs, users, VMs and backups with the
-timestamps and sizes it picks, so every figure of a report can be worked out by hand."""
+"""A real warehouse file filled with a history a test chooses: syncs, users, VMs, backup servers, backups and
+storage snapshots of one cloud or several, with the timestamps and sizes it picks, so every figure of a report
+can be worked out by hand."""
 
 from __future__ import annotations
 
@@ -31,29 +32,49 @@ def half_up(value: Fraction, places: int) -> Decimal:
 
 
 class History:
-    """Rows written straight into a warehouse migrated by the project's own connection code."""
+    """Rows of one cloud written straight into a warehouse migrated by the project's own connection code."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection, cloud: str = "default") -> None:
         self.con = con
+        self.cloud = cloud
         self._runs = 0
 
-    def sync(self, at: datetime, status: str = "ok") -> None:
-        """A ledger row: a sync that read its VM list at `at`."""
+    def in_cloud(self, cloud: str) -> History:
+        """The same warehouse, writing another cloud's rows (its ids may repeat this one's)."""
+        return History(self.con, cloud)
+
+    def sync(self, at: datetime, status: str = "ok") -> str:
+        """A ledger row: a sync that read its VM list at `at`; its run id."""
         self._runs += 1
+        run_id = f"run-{self._runs}"
         self.con.execute(
-            "INSERT INTO sync_runs (run_id, started_at, finished_at, source_url, format, status) "
-            "VALUES (?, ?, ?, 'https://cp.example.com', 'json', ?)",
-            [f"run-{self._runs}", at, at + timedelta(minutes=5), status],
+            "INSERT INTO sync_runs (cloud, run_id, started_at, finished_at, source_url, format, status) "
+            "VALUES (?, ?, ?, ?, 'https://cp.example.com', 'json', ?)",
+            [self.cloud, run_id, at, at + timedelta(minutes=5), status],
         )
+        return run_id
 
     def user(self, user_id: int, login: str) -> None:
-        self.con.execute("INSERT INTO users (id, login, synced_at) VALUES (?, ?, ?)",
-                         [user_id, login, utc(2024, 1, 1)])
+        self.con.execute("INSERT INTO users (cloud, id, login, synced_at) VALUES (?, ?, ?, ?)",
+                         [self.cloud, user_id, login, utc(2024, 1, 1)])
 
     def vm(self, vm_id: int, label: str, user_id: int | None, deleted_at: datetime | None = None) -> None:
         self.con.execute(
-            "INSERT INTO virtual_machines (id, label, user_id, first_seen_at, last_seen_at, deleted_at) "
-            "VALUES (?, ?, ?, ?, ?, ?)", [vm_id, label, user_id, utc(2024, 1, 1), utc(2024, 1, 1), deleted_at])
+            "INSERT INTO virtual_machines (cloud, id, label, user_id, first_seen_at, last_seen_at, deleted_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [self.cloud, vm_id, label, user_id, utc(2024, 1, 1), utc(2024, 1, 1), deleted_at])
+
+    def server(self, server_id: int, label: str, capacity: int | None) -> None:
+        """A backup server of capacity GB (read as GiB)."""
+        self.con.execute("INSERT INTO backup_servers (cloud, id, label, capacity, synced_at) VALUES (?, ?, ?, ?, ?)",
+                         [self.cloud, server_id, label, capacity, utc(2024, 1, 1)])
+
+    def snapshot(self, at: datetime, dimension: str, key: int | None, storage_kb: int, backups: int = 1,
+                 run_id: str = "r") -> None:
+        """A storage_history row: what a sync at `at` found on a backup server or of a user."""
+        self.con.execute(
+            "INSERT INTO storage_history (cloud, run_id, synced_at, dimension, key, backups, storage_kb) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)", [self.cloud, run_id, at, dimension, key, backups, storage_kb])
 
     def backup(self, backup_id: int, *, created_at: datetime | None, vm: int = 1, owner: int | None = None,
                size: int | None = GIB_KB, deleted_at: datetime | None = None,
@@ -64,11 +85,11 @@ class History:
         seen = first_seen_at or created_at
         assert seen is not None, "a backup without created_at needs first_seen_at"
         self.con.execute(
-            "INSERT INTO backups (id, backup_size, backup_server_id, backup_type, marked_for_delete, built, "
+            "INSERT INTO backups (cloud, id, backup_size, backup_server_id, backup_type, marked_for_delete, built, "
             "built_at, created_at, virtual_machine_id, owner_user_id, first_seen_at, last_seen_at, deleted_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [backup_id, size, backup_server_id, backup_type, marked_for_delete, built, built_at, created_at, vm,
-             owner, seen, seen, deleted_at],
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [self.cloud, backup_id, size, backup_server_id, backup_type, marked_for_delete, built, built_at,
+             created_at, vm, owner, seen, seen, deleted_at],
         )
 
     def settings(self, **fields: object) -> None:
@@ -85,14 +106,15 @@ class History:
 
 
 @contextmanager
-def history(path: Path) -> Iterator[History]:
-    """An empty warehouse at path, migrated, open for writing for the block."""
+def history(path: Path, cloud: str = "default") -> Iterator[History]:
+    """An empty warehouse at path, migrated, open for writing for the block; rows go to cloud unless told."""
     with open_warehouse(path) as con:
-        yield History(con)
+        yield History(con, cloud)
 
 
 def read_view(path: Path, fill: Callable[[History], None], view: str, **settings: object) -> tuple[list[str], list]:
-    """A view's columns and rows over the history fill writes, with these report settings (else the defaults)."""
+    """A view's columns and rows over the history fill writes (in the default cloud), with these report settings
+    (else the defaults)."""
     with history(path) as h:
         fill(h)
         if settings:

@@ -8,7 +8,7 @@ import pytest
 from tests.reports.history import HOUR, History, read_view, utc
 
 AS_OF = utc(2024, 3, 10, 12)
-COLUMNS = ["backup_id", "virtual_machine_id", "user_id", "backup_type", "backup_size_kb", "median_kb", "ratio",
+COLUMNS = ["cloud", "backup_id", "virtual_machine_id", "user_id", "backup_type", "backup_size_kb", "median_kb", "ratio",
            "created_at"]
 
 
@@ -61,10 +61,10 @@ def test_anomalies_of_a_known_fleet_with_the_default_factor(tmp_path):
     assert columns == COLUMNS
     # The largest ratio first; ratios to 2 decimals.
     assert got == [
-        (64, 6, 6, None, 1000, 100.0, 10.0, created(64)),
-        (14, 1, 1, "normal", 400, 110.0, 3.64, created(14)),     # 3.636...
-        (35, 3, 3, "normal", 300, 1050.0, 0.29, created(35)),    # 0.2857...
-        (44, 4, None, "normal", 0, 500.0, 0.0, created(44)),
+        ("default", 64, 6, 6, None, 1000, 100.0, 10.0, created(64)),
+        ("default", 14, 1, 1, "normal", 400, 110.0, 3.64, created(14)),     # 3.636...
+        ("default", 35, 3, 3, "normal", 300, 1050.0, 0.29, created(35)),    # 0.2857...
+        ("default", 44, 4, None, "normal", 0, 500.0, 0.0, created(44)),
     ]
 
 
@@ -80,7 +80,7 @@ def test_anomalies_of_a_known_fleet_with_the_default_factor(tmp_path):
 )
 def test_the_factor_comes_from_the_settings(tmp_path, factor, listed):
     _, got = read_view(tmp_path / "w.duckdb", _sizes, "backup_anomalies", anomaly_factor=factor)
-    assert [row[0] for row in got] == listed
+    assert [row[1] for row in got] == listed
 
 
 def test_a_large_fleet_is_compared_within_a_small_memory_limit(tmp_path):
@@ -90,11 +90,11 @@ def test_a_large_fleet_is_compared_within_a_small_memory_limit(tmp_path):
 
     con = connect_warehouse(tmp_path / "w.duckdb")
     con.execute("""
-        INSERT INTO sync_runs (run_id, started_at, finished_at, source_url, format, status)
-        VALUES ('r', TIMESTAMPTZ '2026-01-01 00:00:00+00', TIMESTAMPTZ '2026-01-01 00:00:00+00', 's', 'json', 'ok')""")
+        INSERT INTO sync_runs (cloud, run_id, started_at, finished_at, source_url, format, status)
+        VALUES ('default', 'r', TIMESTAMPTZ '2026-01-01 00:00:00+00', TIMESTAMPTZ '2026-01-01 00:00:00+00', 's', 'json', 'ok')""")
     con.execute("""
-        INSERT INTO backups (id, virtual_machine_id, backup_type, backup_size, first_seen_at, last_seen_at)
-        SELECT i, i // 40, 'normal', CASE WHEN i % 40 = 0 THEN 1000000 ELSE 1000 + i % 7 END,
+        INSERT INTO backups (cloud, id, virtual_machine_id, backup_type, backup_size, first_seen_at, last_seen_at)
+        SELECT 'default', i, i // 40, 'normal', CASE WHEN i % 40 = 0 THEN 1000000 ELSE 1000 + i % 7 END,
                TIMESTAMPTZ '2026-01-01 00:00:00+00', TIMESTAMPTZ '2026-01-01 00:00:00+00'
         FROM range(800000) AS t(i)""")
     con.close()

@@ -11,7 +11,7 @@ from pipeline.reports.export import read_report
 from tests.reports.history import DAY, GIB_KB, HOUR, History, history, read_view, utc
 
 AS_OF = utc(2024, 3, 10, 12)  # the latest loaded sync; the wall clock is years later
-COLUMNS = ["user_id", "user_login", "month", "backups", "gib_hours", "gib_months", "billable_gib_months",
+COLUMNS = ["cloud", "user_id", "user_login", "month", "backups", "gib_hours", "gib_months", "billable_gib_months",
            "amount", "currency", "as_of"]
 
 
@@ -67,7 +67,7 @@ def test_every_row_of_a_known_history_with_the_default_settings(tmp_path):
     columns, got = read_view(tmp_path / "w.duckdb", _known_history, "chargeback_by_user_month")
     assert columns == COLUMNS
     # Default settings: nothing free, no price (no amount), USD.
-    assert got == [(*figures, figures[5], None, "USD", AS_OF) for figures in FIGURES]
+    assert got == [("default", *figures, figures[5], None, "USD", AS_OF) for figures in FIGURES]
 
 
 def test_prices_free_allowance_and_currency_come_from_the_settings(tmp_path):
@@ -86,7 +86,7 @@ def test_prices_free_allowance_and_currency_come_from_the_settings(tmp_path):
         (D("0.000000"), D("0.00")),
         (D("0.000000"), D("0.00")),
     ]
-    assert got == [(*figures, billable, amount, "EUR", AS_OF)
+    assert got == [("default", *figures, billable, amount, "EUR", AS_OF)
                    for figures, (billable, amount) in zip(FIGURES, billable_and_amount)]
 
 
@@ -112,9 +112,9 @@ def test_amounts_are_exact_decimals_rounded_half_up_to_cents(tmp_path, free, pri
         [row] = h.rows("chargeback_by_user_month")
         [frame_amount] = read_report(h.con, "chargeback_by_user_month")["amount"]
     billable = max(D("1.000000") - D(free), D(0))
-    assert row == (1, "alice", "2024-02", 1, D("696.000000"), D("1.000000"), billable, D(amount), "USD",
+    assert row == ("default", 1, "alice", "2024-02", 1, D("696.000000"), D("1.000000"), billable, D(amount), "USD",
                    utc(2024, 3, 1))
-    assert str(row[7]) == amount and str(frame_amount) == amount  # the export reads the exact Decimal
+    assert str(row[8]) == amount and str(frame_amount) == amount  # the export reads the exact Decimal
 
 
 def test_months_are_utc_months_whatever_the_session_time_zone(tmp_path):
@@ -134,4 +134,4 @@ def test_nothing_is_billed_before_a_sync_has_loaded(tmp_path):
         assert h.rows("chargeback_by_user_month") == []
         h.sync(utc(2024, 2, 1, 2))
         assert h.rows("chargeback_by_user_month") == [
-            (1, None, "2024-02", 1, D("2.000000"), D("0.002874"), D("0.002874"), None, "USD", utc(2024, 2, 1, 2))]
+            ("default", 1, None, "2024-02", 1, D("2.000000"), D("0.002874"), D("0.002874"), None, "USD", utc(2024, 2, 1, 2))]

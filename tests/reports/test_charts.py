@@ -8,6 +8,7 @@ import io
 from datetime import datetime, timedelta, timezone
 
 import matplotlib.image
+import pandas as pd
 from matplotlib.colors import to_rgba
 from matplotlib.dates import num2date
 import pytest
@@ -27,6 +28,7 @@ from pipeline.reports.charts import (
 from pipeline.reports.export import REPORTS, read_report
 from pipeline.warehouse.connection import open_warehouse
 from tests.conftest import SMALL_FLEET, SyncHarness, run_failure_text
+from tests.reports import two_clouds
 from tests.reports.history import GIB_KB, history, utc
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -114,7 +116,7 @@ def test_trend_chart_draws_a_line_per_server_over_the_days(harness):
         for k in range(3):
             # Server 1 is missing on the middle day: it held nothing then, so the line dips to 0.
             for server in servers if k != 1 else servers[1:]:
-                con.execute("INSERT INTO storage_history VALUES ('t', ?, 'backup_server', ?, 1, ?)",
+                con.execute("INSERT INTO storage_history VALUES ('default', 't', ?, 'backup_server', ?, 1, ?)",
                             [day + timedelta(days=k), server, (k + 1) * 1024**2])
         frame = read_report(con, "storage_trend")
     axes = trend_chart(frame).axes[0]
@@ -130,7 +132,7 @@ def _trend_over(tmp_path, days: list[int]):
     with open_warehouse(tmp_path / "w.duckdb") as con:
         for day in days:
             for server in (1, 2):
-                con.execute("INSERT INTO storage_history VALUES ('t', ?, 'backup_server', ?, 1, ?)",
+                con.execute("INSERT INTO storage_history VALUES ('default', 't', ?, 'backup_server', ?, 1, ?)",
                             [datetime(2026, 3, day, 12, tzinfo=timezone.utc), server, server * day * 1024**2])
         return read_report(con, "storage_trend")
 
@@ -256,3 +258,59 @@ def test_chargeback_chart_stacks_the_top_users_of_the_last_12_months(tmp_path):
     # The others are grey: users 1 and 2, with user 1 absent (0) in April and May.
     assert axes.containers[-1].patches[0].get_facecolor() == pytest.approx(to_rgba("tab:gray"))
     assert axes.containers[-1].patches[0].get_height() == pytest.approx(2.0)
+
+
+# --- several clouds --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def two_cloud_reports(tmp_path):
+    """The chart reports of a warehouse of two clouds that both have a user 1 and a backup server 1 'bs-1'."""
+    with history(tmp_path / "w.duckdb") as h:
+        two_clouds.fill(h)
+        return {name: read_report(h.con, name) for name in CHARTS}
+
+
+def test_with_two_clouds_a_server_is_named_with_its_cloud(two_cloud_reports):
+    axes = backup_server_chart(two_cloud_reports["storage_by_backup_server"]).axes[0]
+    assert [tick.get_text() for tick in axes.get_xticklabels()] == ["eu/bs-1", "us/bs-1", "us/no backup server"]
+    assert [bar.get_height() for bar in axes.patches] == pytest.approx([13.0, 120.0, 1.0])
+
+
+def test_with_two_clouds_each_server_is_a_line_of_its_own_cloud_days(two_cloud_reports):
+    axes = trend_chart(two_cloud_reports["storage_trend"]).axes[0]
+    lines = {line.get_label(): ([day.date().isoformat() for day in pd.to_datetime(line.get_xdata())],
+                                list(line.get_ydata())) for line in axes.get_lines()}
+    # One label, two servers; each drawn on the days its cloud synced, not at 0 on the other cloud's.
+    assert lines == {
+        "eu/bs-1": (["2024-03-02", "2024-03-10"], [5.0, 13.0]),
+        "us/bs-1": (["2024-03-03", "2024-03-09"], [60.0, 120.0]),
+        "us/no backup server": (["2024-03-03", "2024-03-09"], [0.0, 1.0]),
+    }
+
+
+def test_with_two_clouds_user_1_is_two_users(two_cloud_reports):
+    axes = user_chart(two_cloud_reports["storage_by_user"]).axes[0]
+    assert [tick.get_text() for tick in axes.get_yticklabels()] == ["us/carol", "eu/alice"]
+    assert [bar.get_width() for bar in axes.patches] == pytest.approx([121.0, 13.0])
+
+
+def test_with_two_clouds_the_chargeback_stacks_each_cloud_user_apart(two_cloud_reports):
+    axes = chargeback_chart(two_cloud_reports["chargeback_by_user_month"]).axes[0]
+    assert [bars.get_label() for bars in axes.containers] == ["us/carol", "eu/alice"]
+    months = [tick.get_text() for tick in axes.get_xticklabels()]
+    assert months[-2:] == ["2024-02", "2024-03"]
+    heights = {bars.get_label(): [bar.get_height() for bar in bars][-2:] for bars in axes.containers}
+    assert heights == {"us/carol": pytest.approx([8.275862, 31.0]), "eu/alice": pytest.approx([0.0, 0.612903])}
+
+
+def test_user_1_of_two_clouds_without_logins_is_still_two_users(tmp_path):
+    with history(tmp_path / "w.duckdb") as h:
+        for cloud, gib in (("eu", 2), ("us", 3)):
+            c = h.in_cloud(cloud)
+            c.sync(utc(2024, 3, 10))
+            c.backup(6117, owner=1, size=gib * GIB_KB, created_at=utc(2024, 3, 1))
+        users = read_report(h.con, "storage_by_user")
+        bill = read_report(h.con, "chargeback_by_user_month")
+    assert [tick.get_text() for tick in user_chart(users).axes[0].get_yticklabels()] == ["us/user 1", "eu/user 1"]
+    assert [bars.get_label() for bars in chargeback_chart(bill).axes[0].containers] == ["us/user 1", "eu/user 1"]

@@ -48,6 +48,6 @@ def test_the_no_backup_server_row_previews_with_blanks(harness):
         cells = {cell for row in table(markdown) for cell in row} if markdown != "(no rows)" else set()
         assert not cells & MISSING_WORDS, name
     [header, *rows] = table(previews["storage_by_backup_server"])
-    [nobody] = [dict(zip(header, row)) for row in rows if row[0] == ""]
+    [nobody] = [cells for cells in (dict(zip(header, row)) for row in rows) if cells["backup_server_id"] == ""]
     assert (nobody["backup_server_label"], nobody["capacity_gib"], nobody["used_pct"]) == ("", "", "")
     assert int(nobody["backups"]) > 0 and float(nobody["storage_gib"]) > 0

@@ -7,7 +7,7 @@ import pytest
 from tests.reports.history import DAY, HOUR, History, history, read_view, utc
 
 AS_OF = utc(2024, 3, 10, 12)
-COLUMNS = ["virtual_machine_id", "label", "user_id", "user_login", "backups", "newest_backup_at", "age_days",
+COLUMNS = ["cloud", "virtual_machine_id", "label", "user_id", "user_login", "backups", "newest_backup_at", "age_days",
            "reason"]
 
 
@@ -50,15 +50,15 @@ def test_every_gap_alone_and_joined_with_the_default_settings(tmp_path):
     columns, got = read_view(tmp_path / "w.duckdb", _fleet, "protection_gaps")
     assert columns == COLUMNS
     assert got == [
-        (1, "no-backups", 1, "alice", 0, None, None, "no backups"),
-        (3, "stale", 1, "alice", 2, AS_OF - 8 * DAY - 3 * HOUR, 8.1, "no recent backup"),        # 8.125 days
-        (5, "none-built", 1, "alice", 1, AS_OF - 2 * HOUR, 0.1, "no recent backup"),             # created_at
-        (6, "stuck", 1, "alice", 2, AS_OF - DAY, 1.0, "backup not built"),
+        ("default", 1, "no-backups", 1, "alice", 0, None, None, "no backups"),
+        ("default", 3, "stale", 1, "alice", 2, AS_OF - 8 * DAY - 3 * HOUR, 8.1, "no recent backup"),        # 8.125 days
+        ("default", 5, "none-built", 1, "alice", 1, AS_OF - 2 * HOUR, 0.1, "no recent backup"),             # created_at
+        ("default", 6, "stuck", 1, "alice", 2, AS_OF - DAY, 1.0, "backup not built"),
         # The newest backup is the unbuilt one of 3 days ago; the newest built is 10 days old.
-        (7, "stale-and-stuck", 1, "alice", 2, AS_OF - 3 * DAY, 3.0, "no recent backup; backup not built"),
-        (9, "only-deleted", 1, "alice", 0, None, None, "no backups"),
-        (10, "no-created-at", 1, "alice", 1, AS_OF - 2 * DAY, 2.0, "no recent backup; backup not built"),
-        (11, "stranger", 99, None, 1, AS_OF - 30 * DAY, 30.0, "no recent backup"),
+        ("default", 7, "stale-and-stuck", 1, "alice", 2, AS_OF - 3 * DAY, 3.0, "no recent backup; backup not built"),
+        ("default", 9, "only-deleted", 1, "alice", 0, None, None, "no backups"),
+        ("default", 10, "no-created-at", 1, "alice", 1, AS_OF - 2 * DAY, 2.0, "no recent backup; backup not built"),
+        ("default", 11, "stranger", 99, None, 1, AS_OF - 30 * DAY, 30.0, "no recent backup"),
     ]
 
 
@@ -78,7 +78,7 @@ def test_every_gap_alone_and_joined_with_the_default_settings(tmp_path):
 )
 def test_protection_days_come_from_the_settings(tmp_path, days, listed):
     _, got = read_view(tmp_path / "w.duckdb", _fleet, "protection_gaps", protection_days=days)
-    assert {row[0]: row[7] for row in got} == listed
+    assert {row[1]: row[8] for row in got} == listed
 
 
 def test_age_is_counted_to_as_of_in_tenths_of_a_day(tmp_path):
@@ -87,6 +87,6 @@ def test_age_is_counted_to_as_of_in_tenths_of_a_day(tmp_path):
         for vm, age in [(1, 8 * DAY + 2 * HOUR), (2, 8 * DAY + 4 * HOUR), (3, 400 * DAY + 23 * HOUR)]:
             h.vm(vm, f"vm-{vm}", None)
             h.backup(vm, vm=vm, created_at=AS_OF - age - HOUR, built_at=AS_OF - age)
-        got = {row[0]: row[6] for row in h.rows("protection_gaps")}
+        got = {row[1]: row[7] for row in h.rows("protection_gaps")}
     # 8.083 -> 8.1, 8.167 -> 8.2, 400.958 -> 401.0
     assert got == {1: 8.1, 2: 8.2, 3: 401.0}

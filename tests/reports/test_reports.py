@@ -81,12 +81,12 @@ def assert_gib(value, kb: float) -> None:
 def test_existing_columns_keep_their_order_and_growth_is_appended(harness):
     ok(harness)
     assert list(harness.csv("storage_by_backup_server").columns) == [
-        "backup_server_id", "backup_server_label", "backups", "storage_kb", "storage_gib", "normal_backups",
+        "cloud", "backup_server_id", "backup_server_label", "backups", "storage_kb", "storage_gib", "normal_backups",
         "incremental_backups", "reclaimable_kb", "users", "virtual_machines", "capacity_gib", "used_pct",
         "growth_7d_kb", "growth_30d_kb",
     ]
     assert list(harness.csv("storage_by_user").columns) == [
-        "user_id", "user_login", "backups", "storage_kb", "storage_gib", "virtual_machines", "normal_backups",
+        "cloud", "user_id", "user_login", "backups", "storage_kb", "storage_gib", "virtual_machines", "normal_backups",
         "incremental_backups", "reclaimable_kb", "share_pct", "growth_7d_kb", "growth_30d_kb",
     ]
     # Every report has a view, a CSV and nothing half-written beside them.
@@ -166,7 +166,7 @@ def test_a_snapshot_exactly_7_days_old_counts_and_a_younger_one_does_not(harness
     current = totals(harness.cloud, "backup_server")
     with open_warehouse(harness.db_path) as con:
         for at, kb in ((now - 7 * DAY, 1_000), (now - 7 * DAY + timedelta(seconds=1), 2_000)):
-            con.execute("INSERT INTO storage_history VALUES ('old', ?, 'backup_server', 1, 1, ?)", [at, kb])
+            con.execute("INSERT INTO storage_history VALUES ('default', 'old', ?, 'backup_server', 1, 1, ?)", [at, kb])
     with open_warehouse(harness.db_path) as con:
         rows = dict(con.execute(
             "SELECT backup_server_id, growth_7d_kb FROM storage_by_backup_server").fetchall())
@@ -189,7 +189,7 @@ def test_storage_by_virtual_machine_sums_each_vm_and_lists_top_consumers_first(h
         size = sum(int(b["backup_size"]) for b in backups)
         created = [when(b["created_at"]) for b in backups]
         expected.append({
-            "virtual_machine_id": vm_id, "label": vm["label"], "hostname": vm["hostname"],
+            "cloud": "default", "virtual_machine_id": vm_id, "label": vm["label"], "hostname": vm["hostname"],
             "user_id": vm["user_id"], "user_login": logins[vm["user_id"]], "backups": len(backups),
             "storage_kb": size, "storage_gib": round(size / GIB_KB, 3),
             "oldest_backup_at": min(created), "newest_backup_at": max(created),
@@ -227,11 +227,11 @@ def test_storage_trend_keeps_the_last_snapshot_of_each_day(harness):
                 rows.append(("e", day_1 + timedelta(hours=23, minutes=59), dim, k, 2, 20_000 + i))
                 if k != keys[0]:  # the first key held nothing on day 2
                     rows.append(("d2", day_2 + timedelta(hours=0, minutes=1), dim, k, 3, 30_000 + i))
-        con.executemany("INSERT INTO storage_history VALUES (?, ?, ?, ?, ?, ?)", rows)
+        con.executemany("INSERT INTO storage_history VALUES ('default', ?, ?, ?, ?, ?, ?)", rows)
     ok(harness)  # a second sync today: the later of today's two counts (same totals)
 
     trend = harness.csv("storage_trend")
-    assert list(trend.columns) == ["dimension", "day", "key", "label", "backups", "storage_kb", "storage_gib"]
+    assert list(trend.columns) == ["cloud", "dimension", "day", "key", "label", "backups", "storage_kb", "storage_gib"]
     today = latest_sync(harness).date().isoformat()
     labels = {("backup_server", s): cloud.fleet.backup_servers[s]["label"] for s in servers}
     labels |= {("user", u): cloud.fleet.users[u]["login"] for u in users}
@@ -257,7 +257,7 @@ def test_storage_trend_keeps_the_last_snapshot_of_each_day(harness):
 def test_trend_days_are_utc_days_whatever_the_session_time_zone(tmp_path):
     with open_warehouse(tmp_path / "w.duckdb") as con:
         # 23:30 UTC is already the next day in Auckland and still the same in Los Angeles.
-        con.execute("INSERT INTO storage_history VALUES ('r', '2026-05-01 23:30:00+00', 'user', 1, 1, 5)")
+        con.execute("INSERT INTO storage_history VALUES ('default', 'r', '2026-05-01 23:30:00+00', 'user', 1, 1, 5)")
         days = set()
         for setting in ("SET TimeZone = 'UTC'", "SET TimeZone = 'Pacific/Auckland'",
                         "SET TimeZone = 'America/Los_Angeles'"):
@@ -274,7 +274,7 @@ NOW = datetime(2030, 6, 15, 12, 0, tzinfo=timezone.utc)  # later than any real s
 def _insert_series(con, server: int, kb_at_day: dict[int, int]) -> None:
     """Snapshots of one server at NOW - k days: {k: storage_kb}."""
     con.executemany(
-        "INSERT INTO storage_history VALUES ('s', ?, 'backup_server', ?, 1, ?)",
+        "INSERT INTO storage_history VALUES ('default', 's', ?, 'backup_server', ?, 1, ?)",
         [(NOW - k * DAY, server, kb) for k, kb in kb_at_day.items()],
     )
 
@@ -310,7 +310,7 @@ def test_capacity_forecast_follows_a_series_with_a_known_slope(forecast_harness)
         _insert_series(con, 3, {k: s3 - k * rate_3 for k in range(0, 21)})
         # Outside the 30 days, and earlier the same day as a later snapshot: neither may count.
         _insert_series(con, 1, {40: 1})
-        con.execute("INSERT INTO storage_history VALUES ('x', ?, 'backup_server', 1, 1, 1)",
+        con.execute("INSERT INTO storage_history VALUES ('default', 'x', ?, 'backup_server', 1, 1, 1)",
                     [NOW - 5 * DAY - timedelta(hours=6)])
         got = _forecast(con)
 
@@ -365,11 +365,12 @@ def _bare_warehouse(tmp_path, snapshots: list[tuple[datetime, int]]):
     """A warehouse with one 100 GiB server holding 10 GiB, and the given history of it."""
     path = tmp_path / "bare.duckdb"
     with open_warehouse(path) as con:
-        con.execute("INSERT INTO backup_servers (id, label, capacity, synced_at) VALUES (1, 'b1', 100, ?)", [NOW])
-        con.execute("INSERT INTO backups (id, backup_size, backup_server_id, virtual_machine_id, first_seen_at,"
-                    " last_seen_at) VALUES (1, ?, 1, 1, ?, ?)", [10 * GIB_KB, NOW, NOW])
+        con.execute("INSERT INTO backup_servers (cloud, id, label, capacity, synced_at) "
+                    "VALUES ('default', 1, 'b1', 100, ?)", [NOW])
+        con.execute("INSERT INTO backups (cloud, id, backup_size, backup_server_id, virtual_machine_id, first_seen_at,"
+                    " last_seen_at) VALUES ('default', 1, ?, 1, 1, ?, ?)", [10 * GIB_KB, NOW, NOW])
         for at, kb in snapshots:
-            con.execute("INSERT INTO storage_history VALUES ('r', ?, 'backup_server', 1, 1, ?)", [at, kb])
+            con.execute("INSERT INTO storage_history VALUES ('default', 'r', ?, 'backup_server', 1, 1, ?)", [at, kb])
     return path
 
 
@@ -396,7 +397,7 @@ def test_capacity_forecast_exported_as_csv_by_the_job(forecast_harness):
     ok(forecast_harness)
     frame = forecast_harness.csv("capacity_forecast")
     assert list(frame.columns) == [
-        "backup_server_id", "label", "capacity_gib", "storage_gib", "used_pct", "growth_gib_per_day",
+        "cloud", "backup_server_id", "label", "capacity_gib", "storage_gib", "used_pct", "growth_gib_per_day",
         "history_days", "days_to_80_pct", "date_80_pct", "days_to_100_pct", "date_100_pct", "status",
         "reclaimable_gib", "days_to_100_pct_after_purge",
     ]
@@ -443,7 +444,7 @@ def test_reclaimable_backups_lists_each_once_with_every_reason(harness):
                              int(b["backup_size"]), when(b["created_at"]), "; ".join(reasons)))
     expected.sort(key=lambda r: (-r[4], r[0]))
 
-    assert list(got.columns) == ["backup_id", "virtual_machine_id", "backup_server_id", "owner_user_id",
+    assert list(got.columns) == ["cloud", "backup_id", "virtual_machine_id", "backup_server_id", "owner_user_id",
                                  "backup_size", "created_at", "reason"]
     rows = [(r.backup_id, r.virtual_machine_id, None if pd.isna(r.backup_server_id) else r.backup_server_id,
              r.owner_user_id, r.backup_size, r.created_at.to_pydatetime(), r.reason) for r in got.itertuples()]
