@@ -1,3 +1,3 @@
 -- Current backups with a negative size.
-SELECT id, virtual_machine_id, backup_size FROM backups
-WHERE deleted_at IS NULL AND backup_size < 0 ORDER BY id;
+SELECT cloud, id, virtual_machine_id, backup_size FROM backups
+WHERE deleted_at IS NULL AND backup_size < 0 ORDER BY cloud, id;

@@ -1,4 +1,4 @@
--- The VMs the protection_gaps report lists, each with why.
-SELECT virtual_machine_id, label, user_login, backups, age_days, reason
+-- The VMs the protection_gaps report lists, each with its cloud and why.
+SELECT cloud, virtual_machine_id, label, user_login, backups, age_days, reason
 FROM protection_gaps
-ORDER BY virtual_machine_id;
+ORDER BY cloud, virtual_machine_id;

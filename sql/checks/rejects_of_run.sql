@@ -1,3 +1,3 @@
--- The records one sync set aside, and why.
-SELECT virtual_machine_id, backup_id, reason FROM backup_rejects WHERE run_id = $run_id
-ORDER BY virtual_machine_id, backup_id;
+-- The records one run set aside, in every cloud it synced, and why.
+SELECT cloud, virtual_machine_id, backup_id, reason FROM backup_rejects WHERE run_id = $run_id
+ORDER BY cloud, virtual_machine_id, backup_id;

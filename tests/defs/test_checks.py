@@ -11,11 +11,17 @@ import pytest
 
 from pipeline.defs.checks import (
     backup_ids_unique,
+    backup_sizes_not_negative,
     failed_vms_under_threshold,
     last_sync_fresh,
+    no_backup_anomalies,
+    no_protection_gaps,
+    storage_swing_per_backup_server,
 )
 from tests.conftest import SyncHarness, check_results, materialize_with_checks, run_failure_text
 from tests.defs.alerting_cloud import make_trouble, tidy
+from tests.reports import two_clouds
+from tests.reports.history import history, utc
 
 
 def metadata(evaluation: dg.AssetCheckEvaluation) -> dict:
@@ -264,3 +270,127 @@ def test_a_check_before_any_sync_names_the_missing_warehouse(harness):
     assert not result.success
     assert f"no warehouse at {harness.db_path}" in run_failure_text(result)
     assert not harness.db_path.exists()  # a read-only check creates nothing
+
+
+# --- several clouds: ids repeat across clouds, and each cloud syncs on its own -------------------
+
+
+def _two_clouds(harness: SyncHarness) -> None:
+    """The warehouse of tests/reports/two_clouds.py at the harness's path: eu and us both have a backup 6117,
+    a VM 12, a user 1 and a backup server 1."""
+    with history(harness.db_path) as h:
+        two_clouds.fill(h)
+
+
+def _ledger(harness: SyncHarness, *rows: tuple) -> None:
+    """Ledger rows (cloud, run_id, finished_at, status, vms_listed, vms_failed) written behind the sync's back."""
+    tamper(harness, *((
+        "INSERT INTO sync_runs (cloud, run_id, started_at, finished_at, source_url, format, status, vms_listed, "
+        "vms_failed) VALUES (?, ?, CAST(? AS TIMESTAMPTZ) - INTERVAL 5 MINUTE, ?, 's', 'json', ?, ?, ?)",
+        [cloud, run_id, finished_at, finished_at, status, listed, failed],
+    ) for cloud, run_id, finished_at, status, listed, failed in rows))
+
+
+def test_the_same_backup_id_in_two_clouds_is_no_duplicate_but_twice_in_one_is(harness):
+    _two_clouds(harness)
+    assert run_check(harness, backup_ids_unique).passed
+    tamper(
+        harness,
+        ("CREATE TABLE backups_without_key AS SELECT * FROM backups", []),
+        ("DROP TABLE backups", []),
+        ("ALTER TABLE backups_without_key RENAME TO backups", []),
+        ("INSERT INTO backups SELECT * FROM backups WHERE cloud = 'us' AND id = 6117", []),
+    )
+    check = run_check(harness, backup_ids_unique)
+    assert not check.passed and check.description == "1 backup id appearing twice: us: 6117"
+    assert metadata(check)["duplicate_ids"] == 1 and {"us", "6117"} <= cells(metadata(check)["duplicates"])
+
+
+def test_a_negative_size_is_named_with_its_cloud(harness):
+    _two_clouds(harness)
+    tamper(harness, ("UPDATE backups SET backup_size = -1 WHERE cloud = 'eu' AND id = 6118", []))
+    check = run_check(harness, backup_sizes_not_negative)
+    assert not check.passed and check.description == "1 backup with a negative size: eu: 6118"
+
+
+def test_failed_vms_are_counted_in_every_cloud_of_the_last_run(harness):
+    _two_clouds(harness)
+    # The last run: eu finished last and fine; us, a moment before, lost half its VMs.
+    _ledger(harness, ("us", "r9", "2030-01-01 02:00:00+00", "partial", 40, 20),
+            ("eu", "r9", "2030-01-01 02:10:00+00", "ok", 40, 2))
+    check = run_check(harness, failed_vms_under_threshold, max_failed_fraction=0.4)
+    assert not check.passed and check.description == "over 0.4: us: 20 of 40 VMs failed"
+    found = metadata(check)
+    assert (found["run_id"], found["cloud"], found["vms_listed"], found["vms_failed"], found["failed_fraction"]) == (
+        "r9", "us", 40, 20, 0.5)
+    assert {"eu", "us", "0.05", "0.5"} <= cells(found["clouds"])
+    assert run_check(harness, failed_vms_under_threshold, max_failed_fraction=0.5).passed
+
+
+def test_a_cloud_that_failed_alone_is_left_to_every_cloud_synced_and_a_run_that_loaded_none_fails(harness):
+    _two_clouds(harness)
+    # us failed outright beside eu's loaded sync: its rows are as they were, and eu's reports must go out.
+    _ledger(harness, ("eu", "r9", "2030-01-01 02:10:00+00", "ok", 40, 0),
+            ("us", "r9", "2030-01-01 02:00:00+00", "failed", None, None))
+    check = run_check(harness, failed_vms_under_threshold)
+    assert check.passed and metadata(check)["cloud"] == "eu"
+    assert {"us", "failed"} <= cells(metadata(check)["clouds"])
+    # A run where no cloud loaded is judged whole, as one cloud's failed sync always was.
+    _ledger(harness, ("eu", "r10", "2030-01-02 02:10:00+00", "failed", 40, 40),
+            ("us", "r10", "2030-01-02 02:00:00+00", "failed", None, None))
+    check = run_check(harness, failed_vms_under_threshold)
+    assert not check.passed and check.description == "over 0.5: eu: 40 of 40 VMs failed, us: no VM listed (failed)"
+    assert (metadata(check)["cloud"], metadata(check)["status"], metadata(check)["failed_fraction"]) == (
+        "eu", "failed", 1.0)
+
+
+def test_the_storage_swing_compares_each_server_with_its_own_cloud_previous_sync(harness):
+    _two_clouds(harness)
+    check = run_check(harness, storage_swing_per_backup_server, max_swing_pct=150.0)
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    # eu's bs-1: 5 -> 13 GiB; us's: 60 -> 120 GiB, under 150%; us's backups on no server are new.
+    assert check.description == ("2 backup servers moved more than 150.0%: eu: backup server 1 (+160.0%), "
+                                 "us: no backup server (+inf%)")
+    assert metadata(check)["backup_servers"] == 3 and metadata(check)["swung"] == 2
+
+
+def test_a_cloud_with_one_loaded_sync_is_not_compared_but_the_others_are(harness):
+    with history(harness.db_path) as h:
+        for cloud, syncs in (("eu", 2), ("us", 1)):
+            c = h.in_cloud(cloud)
+            for k in range(syncs):
+                c.snapshot(utc(2030, 1, 1 + k), "backup_server", 1, 100 * (k + 1), run_id=c.sync(utc(2030, 1, 1 + k)))
+    check = run_check(harness, storage_swing_per_backup_server)
+    assert not check.passed and check.description == "1 backup server moved more than 30.0%: eu: backup server 1 (+100.0%)"
+    assert metadata(check)["backup_servers"] == 1
+
+
+def test_freshness_asks_every_cloud_for_its_latest_loaded_sync(harness):
+    _two_clouds(harness)
+    tamper(harness, ("DELETE FROM sync_runs", []))
+    tamper(harness, *((
+        "INSERT INTO sync_runs (cloud, run_id, started_at, finished_at, source_url, format, status) "
+        "VALUES (?, ?, now() - to_hours(?) - INTERVAL 5 MINUTE, now() - to_hours(?), 's', 'json', ?)",
+        [cloud, run_id, hours, hours, status],
+    ) for cloud, run_id, hours, status in (
+        ("eu", "r1", 1, "ok"),       # fresh
+        ("us", "r0", 30, "ok"),      # loaded long ago...
+        ("us", "r1", 1, "failed"),   # ... and not since
+        ("ap", "r1", 1, "failed"),   # never loaded
+    )))
+    check = run_check(harness, last_sync_fresh)
+    assert not check.passed
+    assert check.description.startswith("not fresh: ap: no loaded sync, us: last loaded sync 30.")
+    assert "eu" not in check.description
+    assert metadata(check)["last_loaded_sync"] == "none"
+    assert {"ap", "eu", "us"} <= cells(metadata(check)["clouds"])
+
+
+def test_gaps_and_anomalies_are_named_with_their_cloud(harness):
+    _two_clouds(harness)
+    gaps = run_check(harness, no_protection_gaps)
+    assert gaps.description == "2 VMs not protected: eu: 13 (bare: no backups), us: 12 (app: no recent backup)"
+    assert metadata(gaps)["virtual_machine_ids"] == "eu: 13, us: 12"
+    odd = run_check(harness, no_backup_anomalies)
+    assert odd.description == "1 backup far from the VM's usual size: eu: backup 6117 of VM 12 (10.0 times the median)"
+    assert (metadata(odd)["backup_ids"], metadata(odd)["virtual_machine_ids"]) == ("eu: 6117", "eu: 12")
