@@ -7,7 +7,6 @@ posted and nothing counts as told, so a webhook set later hears of every alert f
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -15,6 +14,7 @@ import duckdb
 import pandas as pd
 
 from pipeline.alerts import state
+from pipeline.alerts.conditions import Scope
 from pipeline.alerts.message import first_due, payload
 from pipeline.alerts.webhook import Delivery, post
 from pipeline.warehouse.clock import utc_now
@@ -35,24 +35,25 @@ class Outcome:
     totals: dict[str, int] = field(default_factory=dict)  # alerts in the table by state, after the run
 
 
-def idle(con: duckdb.DuckDBPyConnection, found: pd.DataFrame, kinds: Sequence[str], *, webhook: bool) -> Outcome | None:
+def idle(con: duckdb.DuckDBPyConnection, found: pd.DataFrame, scope: Scope, *, webhook: bool) -> Outcome | None:
     """The run's outcome when it has nothing to write (no alert changes state, none is pending for the webhook),
     else None. Read-only: the writer's session costs a copy of the warehouse."""
-    changed = state.changes(con, found, kinds)
+    changed = state.changes(con, found, scope)
     if not changed.empty or (webhook and not state.pending(con).empty):
         return None
     return Outcome(changed=changed, totals=state.counts(con))
 
 
-def update_and_notify(con: duckdb.DuckDBPyConnection, found: pd.DataFrame, kinds: Sequence[str], *, run_id: str,
+def update_and_notify(con: duckdb.DuckDBPyConnection, found: pd.DataFrame, scope: Scope, *, run_id: str,
                       webhook_url: str, now: datetime | None = None,
                       max_alerts: int = MAX_ALERTS_PER_MESSAGE) -> Outcome:
-    """Apply what changed among the kinds found holds every firing alert of; post what is pending; record it.
+    """Apply what changed in the scope (its (kind, cloud) pairs), of which found holds every firing alert; post
+    what is pending; record it.
 
     Run it on the writer's connection: one writer at a time, so two runs never post the same change.
     """
     now = now or utc_now()
-    changed = state.changes(con, found, kinds)
+    changed = state.changes(con, found, scope)
     state.apply(con, changed, run_id=run_id, now=now)
     outcome = Outcome(changed=changed)
     pending = state.pending(con) if webhook_url else pd.DataFrame()

@@ -1,14 +1,19 @@
-"""Alert state in the warehouse table alerts: what changes now, what the webhook has not been told, what it was told."""
+"""Alert state in the warehouse table alerts: what changes now, what the webhook has not been told, what it was told.
+
+An alert is its kind, cloud and key: ids are unique only within a cloud, so the same key in two clouds is
+two alerts, each firing, resolving and told on its own.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
 import duckdb
 import pandas as pd
 
+from pipeline.alerts.conditions import Scope
 from pipeline.warehouse.sql_files import query_sql, run_sql
 
 STATES = ("firing", "resolved")
@@ -23,18 +28,24 @@ def _registered(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame) 
         con.unregister(name)
 
 
-def changes(con: duckdb.DuckDBPyConnection, found: pd.DataFrame, kinds: Sequence[str]) -> pd.DataFrame:
-    """The alerts that start firing (in found, not firing in the table) and the firing ones of kinds no longer found.
+def _scope_frame(scope: Scope) -> pd.DataFrame:
+    # Text columns even when empty, and a missing cloud as NULL: DuckDB reads it as "every cloud".
+    return pd.DataFrame(list(scope), columns=["kind", "cloud"]).astype("string")
 
-    found holds every alert of those kinds that fires now (kind, key, message); an alert of another kind is
-    left as it is, so a failed sync's alert never resolves what the views found.
+
+def changes(con: duckdb.DuckDBPyConnection, found: pd.DataFrame, scope: Scope) -> pd.DataFrame:
+    """The alerts that start firing (in found, not firing in the table) and the firing ones in scope no longer found.
+
+    found holds every alert of the scope's (kind, cloud) pairs that fires now (cloud, kind, key, message); an
+    alert outside the scope is left as it is, so a failed sync's alert never resolves what the views found,
+    and one cloud's run never resolves another cloud's failed sync.
     """
-    with _registered(con, "alerts_now", found):
-        return query_sql(con, "alerts/changes.sql", {"kinds": list(kinds)})
+    with _registered(con, "alerts_now", found), _registered(con, "alert_scope", _scope_frame(scope)):
+        return query_sql(con, "alerts/changes.sql")
 
 
 def apply(con: duckdb.DuckDBPyConnection, changed: pd.DataFrame, *, run_id: str, now: datetime) -> None:
-    """Move each changed alert (kind, key, state, message) into its new state, since now."""
+    """Move each changed alert (cloud, kind, key, state, message) into its new state, since now."""
     if changed.empty:
         return
     with _registered(con, "alert_changes", changed):
@@ -42,13 +53,13 @@ def apply(con: duckdb.DuckDBPyConnection, changed: pd.DataFrame, *, run_id: str,
 
 
 def pending(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """The alerts the webhook has not been told of in their current state (kind, key, state, message)."""
+    """The alerts the webhook has not been told of in their current state (cloud, kind, key, state, message)."""
     return query_sql(con, "alerts/pending.sql")
 
 
 def mark_notified(con: duckdb.DuckDBPyConnection, sent: pd.DataFrame, *, now: datetime) -> None:
     """Record that the webhook accepted these alerts in these states."""
-    with _registered(con, "alerts_sent", sent[["kind", "key", "state"]]):
+    with _registered(con, "alerts_sent", sent[["cloud", "kind", "key", "state"]]):
         run_sql(con, "alerts/mark_notified.sql", {"now": now})
 
 

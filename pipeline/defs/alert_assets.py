@@ -4,7 +4,7 @@ import dagster as dg
 import duckdb
 import pandas as pd
 
-from pipeline.alerts.conditions import KINDS, firing_in_views, sync_failed
+from pipeline.alerts.conditions import after_load, firing_in_views, sync_failed
 from pipeline.alerts.notify import Outcome, idle, update_and_notify
 from pipeline.defs.metadata import preview, settings_table
 from pipeline.defs.resources import AlertsResource, WarehouseResource
@@ -15,7 +15,7 @@ ALERT_TABLES = ["backups", "virtual_machines", "users", "backup_servers", "stora
 
 
 @dg.asset(name="alerts", group_name="alerts", deps=ALERT_TABLES, kinds={"duckdb"},
-          description="Every alert's state (firing or resolved) by kind and key, and what the webhook was told.")
+          description="Every alert's state (firing or resolved) by kind, cloud and key, and what the webhook was told.")
 def alert_state(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                 alerts: AlertsResource) -> dg.MaterializeResult:
     """Updates the alerts from the report views and posts what started firing or resolved to the webhook."""
@@ -24,21 +24,25 @@ def alert_state(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
     try:
         with warehouse.open(read_only=True) as con:
             found = firing_in_views(con, full_days=alerts.full_days)
-            outcome = idle(con, found, KINDS, webhook=webhook)
-    except duckdb.CatalogException:
-        outcome = None  # a warehouse of an older version, not yet migrated: the writer migrates it
+            outcome = idle(con, found, after_load(con, run_id=context.run_id), webhook=webhook)
+    except (duckdb.CatalogException, duckdb.BinderException):
+        # A warehouse of an older version, not yet migrated (a view, a table or a column such as cloud
+        # missing): the writer migrates it.
+        outcome = None
     if outcome is None:
         with warehouse.open() as con:
             # Again under the writer's lock: another run may have moved the same alerts meanwhile.
             found = firing_in_views(con, full_days=alerts.full_days)
-            outcome = update_and_notify(con, found, KINDS, run_id=context.run_id, webhook_url=alerts.webhook_url)
+            outcome = update_and_notify(con, found, after_load(con, run_id=context.run_id), run_id=context.run_id,
+                                        webhook_url=alerts.webhook_url)
     _log(context, outcome, webhook)
     return dg.MaterializeResult(metadata=_metadata(outcome, found, alerts))
 
 
 def alert_sync_failed(context: dg.AssetExecutionContext, alerts: AlertsResource, warehouse: WarehouseResource,
-                      cause: str) -> None:
-    """Fires sync_failed for a run that ends failed in this step, and posts it; call it on the last attempt only.
+                      message: str, *, cloud: str) -> None:
+    """Fires sync_failed for a cloud whose sync ends failed in this step, and posts it; call it on the last
+    attempt only. The other clouds' alerts, sync_failed included, are left as they are.
 
     Never raises: the step goes on to fail with its own cause. Without a webhook it writes nothing, so a
     refused key still leaves the warehouse untouched.
@@ -47,8 +51,9 @@ def alert_sync_failed(context: dg.AssetExecutionContext, alerts: AlertsResource,
         return
     try:
         with warehouse.open() as con:
-            outcome = update_and_notify(con, sync_failed(f"{context.op_def.name}: {cause}"), ["sync_failed"],
-                                        run_id=context.run_id, webhook_url=alerts.webhook_url)
+            outcome = update_and_notify(con, sync_failed(f"{context.op_def.name}: {message}", cloud=cloud),
+                                        [("sync_failed", cloud)], run_id=context.run_id,
+                                        webhook_url=alerts.webhook_url)
     except Exception as error:  # noqa: BLE001 - the step's own failure is what the run must report
         context.log.warning(f"the sync_failed alert could not be recorded: {error}")
         return

@@ -1,6 +1,6 @@
--- Moves each alert of the registered frame alert_changes (kind, key, state, message) into its new state.
+-- Moves each alert of the registered frame alert_changes (cloud, kind, key, state, message) into its new state.
 INSERT INTO alerts BY NAME
-SELECT kind, key, state, message, $now AS since, $run_id AS run_id
+SELECT cloud, kind, key, state, message, $now AS since, $run_id AS run_id
 FROM alert_changes
-ON CONFLICT (kind, key) DO UPDATE SET
+ON CONFLICT (kind, cloud, key) DO UPDATE SET
     state = excluded.state, message = excluded.message, since = excluded.since, run_id = excluded.run_id;

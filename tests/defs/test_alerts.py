@@ -11,11 +11,14 @@ import dagster as dg
 import duckdb
 import pytest
 
-from pipeline.defs.resources import AlertsResource
+from pipeline.defs.alert_assets import alert_sync_failed
+from pipeline.defs.resources import AlertsResource, WarehouseResource
 from tests.alerts.receiver import DROP
 from tests.conftest import ALL_ASSETS, NO_STEP_RETRIES, SyncHarness, materialized_metadata, run_failure_text
 from tests.defs.alerting_cloud import fix_trouble, make_trouble, tidy
 from tests.onapp.hostile_api import Crafted, HostileApi
+from tests.reports import two_clouds
+from tests.reports.history import history
 
 
 def table(harness: SyncHarness) -> list[tuple]:
@@ -186,15 +189,90 @@ def test_the_webhook_url_is_in_no_log_metadata_event_table_or_file(harness, rece
     assert holding == []
 
 
-def test_the_alerts_alone_upgrade_a_warehouse_of_an_older_version(harness, receiver):
+@pytest.mark.parametrize("older", [
+    # Written before the anomalies report existed: the read-only pass cannot find the view.
+    ["DROP VIEW backup_anomalies", "DELETE FROM schema_version WHERE name = 'reports/backup_anomalies.sql'"],
+    # Written before the reports had a cloud column: the read-only pass cannot bind it.
+    ["CREATE OR REPLACE VIEW backup_anomalies AS SELECT id AS backup_id FROM backups WHERE false",
+     "UPDATE schema_version SET checksum = 'older' WHERE name = 'reports/backup_anomalies.sql'"],
+])
+def test_the_alerts_alone_upgrade_a_warehouse_of_an_older_version(harness, receiver, older):
     tidy(harness.cloud)
     trouble = make_trouble(harness.cloud)
     assert harness.run().success
-    with duckdb.connect(str(harness.db_path)) as con:  # as a warehouse written before alerts existed
-        con.execute("DROP TABLE alerts")
-        con.execute("DROP TABLE alert_deliveries")
-        con.execute("DELETE FROM schema_version WHERE name = 'migrations/009_create_alerts.sql'")
+    # Either way the step opens the warehouse as its writer, which migrates it. (Not a warehouse written
+    # before the alerts table: its migration precedes the one that adds the cloud to every table, which
+    # such a file lacks, so dropping the table alone makes no file that ever existed.)
+    with duckdb.connect(str(harness.db_path)) as con:
+        for statement in older:
+            con.execute(statement)
     result = dg.materialize(ALL_ASSETS, selection=["alerts"], resources=harness.resources(webhook_url=receiver.url),
                             run_config=NO_STEP_RETRIES, raise_on_error=False)
     assert result.success, run_failure_text(result)
     assert receiver.alerts(0) == trouble.alerts("firing")
+
+
+# --- several clouds ----------------------------------------------------------------------------
+
+
+def _views_alerts(harness: SyncHarness, receiver) -> dg.ExecuteInProcessResult:
+    """The alerts asset alone, over whatever the warehouse at the harness's path holds."""
+    result = dg.materialize(ALL_ASSETS, selection=["alerts"], resources=harness.resources(webhook_url=receiver.url),
+                            run_config=NO_STEP_RETRIES, raise_on_error=False)
+    assert result.success, run_failure_text(result)
+    return result
+
+
+def test_the_same_server_full_in_two_clouds_is_two_alerts_that_resolve_apart(harness, receiver):
+    with history(harness.db_path) as h:
+        two_clouds.fill(h)  # eu's and us's backup server 1 are both full; eu's VM 13, us's VM 12 unprotected
+    _views_alerts(harness, receiver)
+    assert receiver.alerts(0) == {("backup_server_full", "1", "firing"), ("protection_gap", "13", "firing"),
+                                  ("protection_gap", "12", "firing"), ("backup_anomaly", "6117", "firing")}
+    sent = {(a["cloud"], a["kind"], a["key"]): a["message"] for a in receiver.posts[0].body["alerts"]}
+    assert sent == {
+        ("eu", "backup_server_full", "1"): "backup server 1 (bs-1) is 81.25% full; 100% in 3.0 days at the last "
+                                           "30 days' pace",
+        ("us", "backup_server_full", "1"): "backup server 1 (bs-1) is 120.0% full",
+        ("eu", "protection_gap", "13"): "VM 13 (bare, owner alice): no backups",
+        ("us", "protection_gap", "12"): "VM 12 (app, owner carol): no recent backup; newest backup 10.0 days old",
+        ("eu", "backup_anomaly", "6117"): "backup 6117 of VM 12 (normal): 10485760 kB, 10.0 times the median of "
+                                          "its other backups (1048576 kB)",
+    }
+    assert receiver.posts[0].body["text"].splitlines()[1:3] == [
+        "FIRING backup_server_full 1: [eu] backup server 1 (bs-1) is 81.25% full; 100% in 3.0 days at the last "
+        "30 days' pace",
+        "FIRING backup_server_full 1: [us] backup server 1 (bs-1) is 120.0% full",
+    ]
+
+    with duckdb.connect(str(harness.db_path)) as con:  # eu's server gets room; us's does not
+        con.execute("UPDATE backup_servers SET capacity = 1000 WHERE cloud = 'eu'")
+    _views_alerts(harness, receiver)
+    assert [(a["cloud"], a["kind"], a["state"]) for a in receiver.posts[1].body["alerts"]] == [
+        ("eu", "backup_server_full", "resolved")]
+    assert harness.query("SELECT state FROM alerts WHERE cloud = 'us' AND kind = 'backup_server_full'")[
+        "state"].tolist() == ["firing"]
+
+
+@dg.asset(name="failing_sync_of_eu")
+def _failing_sync_of_eu(context, warehouse: WarehouseResource, alerts: AlertsResource) -> None:
+    """A step that gives up on the cloud eu, as the API steps and the load do on their last attempt."""
+    alert_sync_failed(context, alerts, warehouse, "the VM list could not be read: refused", cloud="eu")
+
+
+def test_a_failed_sync_fires_in_its_own_cloud_only(harness, receiver):
+    with history(harness.db_path) as h:
+        two_clouds.fill(h)
+    _views_alerts(harness, receiver)  # the views' alerts in both clouds, told
+    resources = harness.resources(webhook_url=receiver.url)
+    for _ in range(2):  # failing twice in a row is one alert
+        result = dg.materialize([_failing_sync_of_eu], resources={k: resources[k] for k in ("warehouse", "alerts")})
+        assert result.success
+    [message] = [post.body for post in receiver.posts[1:]]
+    assert message["alerts"] == [{"cloud": "eu", "kind": "sync_failed", "key": "sync", "state": "firing",
+                                  "message": "the sync failed: failing_sync_of_eu: the VM list could not be read: "
+                                             "refused"}]
+    assert message["text"].splitlines()[1] == ("FIRING sync_failed sync: [eu] the sync failed: failing_sync_of_eu: "
+                                               "the VM list could not be read: refused")
+    # Nothing the views found, in either cloud, was resolved by it.
+    assert set(harness.query("SELECT state FROM alerts WHERE kind <> 'sync_failed'")["state"]) == {"firing"}

@@ -19,11 +19,11 @@ from tests.conftest import SyncHarness, run_failure_text
 from tests.reports.history import GIB_KB, half_up
 
 COLUMNS = {
-    "chargeback_by_user_month": ["user_id", "user_login", "month", "backups", "gib_hours", "gib_months",
+    "chargeback_by_user_month": ["cloud", "user_id", "user_login", "month", "backups", "gib_hours", "gib_months",
                                  "billable_gib_months", "amount", "currency", "as_of"],
-    "protection_gaps": ["virtual_machine_id", "label", "user_id", "user_login", "backups", "newest_backup_at",
+    "protection_gaps": ["cloud", "virtual_machine_id", "label", "user_id", "user_login", "backups", "newest_backup_at",
                         "age_days", "reason"],
-    "backup_anomalies": ["backup_id", "virtual_machine_id", "user_id", "backup_type", "backup_size_kb",
+    "backup_anomalies": ["cloud", "backup_id", "virtual_machine_id", "user_id", "backup_type", "backup_size_kb",
                          "median_kb", "ratio", "created_at"],
 }
 SETTINGS = {"price_per_gib_month": "0.05", "free_gib_months": "2.5", "currency": "EUR", "protection_days": 400.0,
