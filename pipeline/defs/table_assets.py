@@ -85,7 +85,7 @@ def build_table_assets(clouds: Sequence[str] = (DEFAULT_CLOUD,)) -> list[dg.Asse
         for cloud in loaded.summaries:
             warehouse.staging(run_key(context), cloud).remove()
         release_freed_memory()
-        yield from _results(context, loaded, counts, warehouse, time.monotonic() - started)
+        yield from _results(context, loaded, counts, warehouse, time.monotonic() - started, isolated=isolated)
 
     return [warehouse_tables]
 
@@ -119,7 +119,7 @@ def _load_clouds(context: dg.AssetExecutionContext, con: duckdb.DuckDBPyConnecti
 
 
 def _results(context: dg.AssetExecutionContext, loaded: _Loaded, counts: dict[str, int],
-             warehouse: WarehouseResource, duration_s: float) -> Iterator[dg.MaterializeResult]:
+             warehouse: WarehouseResource, duration_s: float, *, isolated: bool) -> Iterator[dg.MaterializeResult]:
     ledger = pd.concat([s.ledger_row() for s in loaded.summaries.values()], ignore_index=True) \
         if loaded.summaries else pd.DataFrame()
     sync: dict[str, object] = {"clouds": ", ".join(loaded.summaries) or "none",
@@ -131,11 +131,12 @@ def _results(context: dg.AssetExecutionContext, loaded: _Loaded, counts: dict[st
         sync |= {key: (value.item() if hasattr(value, "item") else value) for key, value in ledger.iloc[0].items()
                  if key not in ("started_at", "finished_at", "message")}
     for cloud, summary in loaded.summaries.items():
+        named = f"cloud '{cloud}': " if isolated else ""  # one cloud's log reads as it always did
         if summary.status == "superseded":
-            context.log.warning(f"cloud '{cloud}': {summary.message}")
+            context.log.warning(f"{named}{summary.message}")
         else:
             context.log.info(
-                f"cloud '{cloud}': sync {summary.status}: {summary.backups_seen} backups seen, "
+                f"{named}sync {summary.status}: {summary.backups_seen} backups seen, "
                 f"{summary.backups_new} new, {summary.backups_changed} changed, {summary.backups_deleted} deleted, "
                 f"{summary.vms_failed} VMs failed, {summary.rejected} records rejected"
             )

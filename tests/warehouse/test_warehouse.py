@@ -39,8 +39,9 @@ def test_a_warehouse_of_the_previous_version_upgrades_in_place(tmp_path, harness
                 "INSERT INTO schema_version VALUES (?, 'migration', 'older-release', now())", [name]
             ).fetchall()
         con.execute("ATTACH ? AS current (READ_ONLY)", [str(harness.db_path)]).fetchall()
-        con.execute("INSERT INTO backups SELECT * FROM current.backups").fetchall()
-        con.execute("INSERT INTO warehouse_meta SELECT * FROM current.warehouse_meta").fetchall()
+        # The release before kept one cloud: its rows had no cloud, and the file named its source.
+        con.execute("INSERT INTO backups SELECT * EXCLUDE (cloud) FROM current.backups").fetchall()
+        con.execute("INSERT INTO warehouse_meta SELECT 'source_url', source_url FROM current.clouds").fetchall()
     with duckdb.connect(str(previous), read_only=True) as con:
         con.execute("SET TimeZone = 'UTC'")
         kept = con.execute("SELECT * FROM backups ORDER BY id").df()
@@ -49,7 +50,10 @@ def test_a_warehouse_of_the_previous_version_upgrades_in_place(tmp_path, harness
     with open_warehouse(previous) as con:
         applied = con.execute("SELECT name FROM schema_version ORDER BY name").fetchall()
         assert (newest,) in applied and all((v,) in applied for v in view_files())
-        pd.testing.assert_frame_equal(kept, con.execute("SELECT * FROM backups ORDER BY id").df())
+        pd.testing.assert_frame_equal(kept, con.execute("SELECT * EXCLUDE (cloud) FROM backups ORDER BY id").df())
+        assert con.execute("SELECT DISTINCT cloud FROM backups").fetchall() == [("default",)]
+        assert con.execute("SELECT cloud, source_url FROM clouds").fetchall() == [
+            ("default", harness.cloud.url.rstrip("/"))]
         assert migrate(con) == []  # a second open applies nothing
     # Older migrations were recorded with another checksum: they are never re-run.
     with duckdb.connect(str(previous), read_only=True) as con:
