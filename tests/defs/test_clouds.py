@@ -85,6 +85,22 @@ def test_two_clouds_with_the_same_ids_load_side_by_side(make_cloud, tmp_path, mo
                                   "WHERE dimension = 'backup_server' GROUP BY cloud ORDER BY cloud")
     assert history["kb"].tolist() == [served(eu)["backup_size"].sum(), served(us)["backup_size"].sum()]
     assert check_results(result)["every_cloud_synced"].passed
+    # The storage reports: one row per cloud and key, each cloud's figures its own.
+    servers = pd.read_csv(tmp_path / "reports" / "storage_by_backup_server.csv")
+    assert servers.columns[0] == "cloud" and not servers.duplicated(["cloud", "backup_server_id"]).any()
+    for name, cloud in (("eu", eu), ("us", us)):
+        # Backups on no dedicated server are a row of their own (an empty id).
+        served_here = served_backups(cloud).fillna({"backup_server_id": -1})
+        expected = served_here.groupby("backup_server_id")["backup_size"].sum()
+        got = servers[servers["cloud"] == name].fillna({"backup_server_id": -1}).set_index("backup_server_id")[
+            "storage_kb"]
+        assert got.to_dict() == expected.to_dict(), name
+    users = pd.read_csv(tmp_path / "reports" / "storage_by_user.csv")
+    assert not users.duplicated(["cloud", "user_id"]).any()
+    assert set(users[users["cloud"] == "eu"]["user_id"]) & set(users[users["cloud"] == "us"]["user_id"])
+    vms = pd.read_csv(tmp_path / "reports" / "storage_by_virtual_machine.csv")
+    assert len(vms) == len(eu.fleet.vms) + len(us.fleet.vms) - sum(
+        1 for c in (eu, us) for vm in c.fleet.vms if not c.fleet.backups_of(vm))
 
 
 def test_a_cloud_with_a_refused_key_fails_alone_and_keeps_its_rows(make_cloud, tmp_path, monkeypatch):
