@@ -12,7 +12,8 @@ FROM sync_runs AS s CROSS JOIN range(1, $days + 1) AS t(d)
 WHERE s.run_id = $run_id;
 
 INSERT INTO storage_history BY NAME
-SELECT 'bench-day-' || t.d AS run_id,
+SELECT h.cloud,
+       'bench-day-' || t.d AS run_id,
        h.synced_at - to_hours(24 * t.d) AS synced_at,
        h.dimension,
        h.key,
@@ -33,7 +34,7 @@ FROM (SELECT * FROM backups WHERE deleted_at IS NULL ORDER BY id LIMIT $deleted)
 INSERT INTO backups BY NAME SELECT * FROM bench_gone;
 
 INSERT INTO backup_versions BY NAME
-SELECT id AS backup_id, first_seen_at AS valid_from, deleted_at AS valid_to, 'bench-day-1' AS run_id,
+SELECT cloud, id AS backup_id, first_seen_at AS valid_from, deleted_at AS valid_to, 'bench-day-1' AS run_id,
        backup_size, backup_server_id, owner_user_id, virtual_machine_id, backup_type, marked_for_delete, built,
        locked
 FROM bench_gone;

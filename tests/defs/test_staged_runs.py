@@ -95,7 +95,7 @@ def test_overlapping_runs_end_in_the_later_state_and_the_stale_run_is_superseded
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:
-        listed = wait_for(lambda: list(staging_root(db).glob("*/listing/meta.json")), timeout_s=120)
+        listed = wait_for(lambda: list(staging_root(db).glob("*/default/listing/meta.json")), timeout_s=120)
         assert listed, "run A never staged its VM list"
         vm_ids = sorted(vm for vm in cloud.fleet.vms if len(cloud.fleet.backups_of(vm)) >= 2)
         resized = cloud.fleet.backups_of(vm_ids[-1])[0]
@@ -169,7 +169,7 @@ def test_a_run_killed_while_fetching_leaves_nothing_the_next_run_reads(make_clou
     assert dagster_cli(["asset", "materialize", "-m", "pipeline.definitions", "--select", "*"],
                        tmp_path, cloud).returncode == 0
     before = table_contents(db)
-    kill_sync_when(lambda: list(staging_root(db).glob("*/backups")), tmp_path, cloud, ONAPP_MAX_CONCURRENCY="1")
+    kill_sync_when(lambda: list(staging_root(db).glob("*/default/backups")), tmp_path, cloud, ONAPP_MAX_CONCURRENCY="1")
     # The warehouse is as the last commit left it, and the next run loads only what it fetched itself.
     assert table_contents(db)["backups"].equals(before["backups"])
     cloud.fleet.delete_backup(next(b["id"] for vm in sorted(cloud.fleet.vms) for b in cloud.fleet.backups_of(vm)))
