@@ -1,6 +1,10 @@
 """Asset checks on the warehouse: keys, sizes, the last sync's failures and rejects, storage swings, freshness,
 protection gaps and size anomalies."""
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
 import dagster as dg
 import duckdb
 import pandas as pd
@@ -18,19 +22,33 @@ LOADED = ("ok", "partial")  # the sync statuses that wrote data
 NAMED = 10
 LISTED = 500
 
-def _read(warehouse: WarehouseResource, name: str, params: dict | None = None) -> pd.DataFrame:
+
+@dataclass(frozen=True)
+class _Settings:
+    """What a check may read besides the warehouse: the resources' thresholds."""
+
+    warehouse: WarehouseResource
+    checks: ChecksResource
+
+
+@contextmanager
+def _reading(warehouse: WarehouseResource) -> Iterator[duckdb.DuckDBPyConnection]:
     # Read-only, on the published file: a check never waits for a sync, nor makes one wait.
     try:
         with warehouse.open(read_only=True) as con:
-            return query_sql(con, f"checks/{name}", params)
+            yield con
     except duckdb.IOException as error:
         if "does not exist" not in str(error):
             raise
         raise dg.Failure(description=f"no warehouse at {warehouse.path}: materialize backups first") from None
 
 
-def _last_sync(warehouse: WarehouseResource) -> pd.Series | None:
-    frame = _read(warehouse, "last_sync.sql")
+def _read(con: duckdb.DuckDBPyConnection, name: str, params: dict | None = None) -> pd.DataFrame:
+    return query_sql(con, f"checks/{name}", params)
+
+
+def _last_sync(con: duckdb.DuckDBPyConnection) -> pd.Series | None:
+    frame = _read(con, "last_sync.sql")
     return None if frame.empty else frame.iloc[0]
 
 
@@ -49,50 +67,47 @@ def _no_sync_yet() -> dg.AssetCheckResult:
     return dg.AssetCheckResult(passed=True, metadata={"last_sync": "none yet"})
 
 
-@dg.asset_check(asset=BACKUPS, blocking=True)
-def backup_ids_unique(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+def check_backup_ids_unique(con: duckdb.DuckDBPyConnection, settings: _Settings) -> dg.AssetCheckResult:
     """No backup id appears twice among the current (not deleted) rows."""
     # DuckDB's primary key forbids it; DuckLake has no primary keys, and a rewrite of the upsert may slip.
-    return _none_found(_read(warehouse, "duplicate_backup_ids.sql"), count="duplicate_ids", rows="duplicates")
+    return _none_found(_read(con, "duplicate_backup_ids.sql"), count="duplicate_ids", rows="duplicates")
 
 
-@dg.asset_check(asset=BACKUPS, blocking=True)
-def backup_sizes_not_negative(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+def check_backup_sizes_not_negative(con: duckdb.DuckDBPyConnection, settings: _Settings) -> dg.AssetCheckResult:
     """No current backup has a negative size."""
-    return _none_found(_read(warehouse, "negative_backup_sizes.sql"), count="negative_sizes", rows="backups")
+    return _none_found(_read(con, "negative_backup_sizes.sql"), count="negative_sizes", rows="backups")
 
 
-@dg.asset_check(asset=BACKUPS, blocking=True)
-def failed_vms_under_threshold(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+def check_failed_vms_under_threshold(con: duckdb.DuckDBPyConnection, settings: _Settings) -> dg.AssetCheckResult:
     """The share of VMs whose backups could not be read in the last sync is at most max_failed_fraction."""
-    last = _last_sync(warehouse)
+    last = _last_sync(con)
     if last is None:
         return _no_sync_yet()
     listed, failed = _count(last["vms_listed"]), _count(last["vms_failed"])
     # A sync that failed before listing any VM read nothing: count it as all failed.
     fraction = failed / listed if listed else (1.0 if last["status"] == "failed" else 0.0)
-    errors = _read(warehouse, "vm_errors_of_run.sql", {"run_id": last["run_id"]})
+    errors = _read(con, "vm_errors_of_run.sql", {"run_id": last["run_id"]})
+    max_failed_fraction = settings.warehouse.max_failed_fraction
     return dg.AssetCheckResult(
-        passed=fraction <= warehouse.max_failed_fraction,
+        passed=fraction <= max_failed_fraction,
         metadata={
             "run_id": last["run_id"],
             "status": last["status"],
             "vms_listed": listed,
             "vms_failed": failed,
             "failed_fraction": round(fraction, 4),
-            "max_failed_fraction": warehouse.max_failed_fraction,
+            "max_failed_fraction": max_failed_fraction,
             "failed_vms": preview(errors, rows=20),
         },
     )
 
 
-@dg.asset_check(asset=BACKUPS)
-def no_rejected_records(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+def check_no_rejected_records(con: duckdb.DuckDBPyConnection, settings: _Settings) -> dg.AssetCheckResult:
     """The last sync set no backup record aside as untrustworthy (a warning: the rest loaded)."""
-    last = _last_sync(warehouse)
+    last = _last_sync(con)
     if last is None:
         return _no_sync_yet()
-    rejects = _read(warehouse, "rejects_of_run.sql", {"run_id": last["run_id"]})
+    rejects = _read(con, "rejects_of_run.sql", {"run_id": last["run_id"]})
     return dg.AssetCheckResult(
         passed=rejects.empty,
         severity=dg.AssetCheckSeverity.WARN,
@@ -107,11 +122,11 @@ def _swing_pct(previous_kb: int, current_kb: int) -> float:
     return float("inf") if current_kb else 0.0
 
 
-@dg.asset_check(asset=STORAGE_BY_BACKUP_SERVER)
-def storage_swing_per_backup_server(warehouse: WarehouseResource, checks: ChecksResource) -> dg.AssetCheckResult:
+def check_storage_swing_per_backup_server(con: duckdb.DuckDBPyConnection,
+                                          settings: _Settings) -> dg.AssetCheckResult:
     """No backup server's total storage moved by more than BACKUPS_MAX_SWING_PCT since the previous sync."""
-    max_swing = checks.max_swing_pct
-    totals = _read(warehouse, "storage_swing.sql", {"loaded": list(LOADED)})
+    max_swing = settings.checks.max_swing_pct
+    totals = _read(con, "storage_swing.sql", {"loaded": list(LOADED)})
     if totals.empty or int(totals["syncs"].iloc[0]) < 2:
         return dg.AssetCheckResult(
             passed=True, severity=dg.AssetCheckSeverity.WARN,
@@ -133,11 +148,10 @@ def storage_swing_per_backup_server(warehouse: WarehouseResource, checks: Checks
     )
 
 
-@dg.asset_check(asset=BACKUPS)
-def last_sync_fresh(warehouse: WarehouseResource, checks: ChecksResource) -> dg.AssetCheckResult:
+def check_last_sync_fresh(con: duckdb.DuckDBPyConnection, settings: _Settings) -> dg.AssetCheckResult:
     """The last sync that loaded data (ok or partial) finished less than BACKUPS_MAX_AGE_HOURS ago."""
-    max_age = checks.max_age_hours
-    [row] = _read(warehouse, "last_loaded_sync.sql", {"loaded": list(LOADED)}).itertuples()
+    max_age = settings.checks.max_age_hours
+    [row] = _read(con, "last_loaded_sync.sql", {"loaded": list(LOADED)}).itertuples()
     if pd.isna(row.finished_at):
         return dg.AssetCheckResult(
             passed=False, metadata={"last_loaded_sync": "none", "max_age_hours": max_age}
@@ -161,10 +175,9 @@ def _named(items: list[str], limit: int) -> str:
     return ", ".join(items[:limit]) + (f" and {more} more" if more > 0 else "")
 
 
-@dg.asset_check(asset=PROTECTION_GAPS)
-def no_protection_gaps(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+def check_no_protection_gaps(con: duckdb.DuckDBPyConnection, settings: _Settings) -> dg.AssetCheckResult:
     """Every current VM has a built backup newer than BACKUPS_PROTECTION_DAYS and none stuck unbuilt (a warning)."""
-    gaps = _read(warehouse, "protection_gaps.sql")
+    gaps = _read(con, "protection_gaps.sql")
     named = [f"{row.virtual_machine_id} ({row.label}: {row.reason})" for row in gaps.itertuples()]
     return dg.AssetCheckResult(
         passed=gaps.empty,
@@ -178,10 +191,9 @@ def no_protection_gaps(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     )
 
 
-@dg.asset_check(asset=BACKUP_ANOMALIES)
-def no_backup_anomalies(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+def check_no_backup_anomalies(con: duckdb.DuckDBPyConnection, settings: _Settings) -> dg.AssetCheckResult:
     """No current backup is BACKUPS_ANOMALY_FACTOR times larger or smaller than its VM's usual (a warning)."""
-    found = _read(warehouse, "backup_anomalies.sql")
+    found = _read(con, "backup_anomalies.sql")
     named = [f"backup {row.backup_id} of VM {row.virtual_machine_id} ({row.ratio} times the median)"
              for row in found.itertuples()]
     return dg.AssetCheckResult(
@@ -198,13 +210,68 @@ def no_backup_anomalies(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     )
 
 
-asset_checks = [
-    backup_ids_unique,
-    backup_sizes_not_negative,
-    failed_vms_under_threshold,
-    no_rejected_records,
-    storage_swing_per_backup_server,
-    last_sync_fresh,
-    no_protection_gaps,
-    no_backup_anomalies,
+Check = Callable[[duckdb.DuckDBPyConnection, _Settings], dg.AssetCheckResult]
+
+
+def _spec(check: Check, asset: dg.AssetKey, *, blocking: bool = False) -> tuple[dg.AssetCheckSpec, Check]:
+    # The check is named after its function (check_<name>) and described by its docstring, as @asset_check does.
+    name = check.__name__.removeprefix("check_")
+    return dg.AssetCheckSpec(name, asset=asset, blocking=blocking, description=check.__doc__), check
+
+
+def _evaluate(context: dg.AssetCheckExecutionContext, checks: list[tuple[dg.AssetCheckSpec, Check]],
+              settings: _Settings) -> Iterator[dg.AssetCheckResult]:
+    selected = context.selected_asset_check_keys
+    chosen = [(spec, check) for spec, check in checks if spec.key in selected]
+    error: BaseException | None = None
+    # One connection for the step: every check reads the same published state, and it is opened once.
+    with _reading(settings.warehouse) as con:
+        for spec, check in chosen:
+            try:
+                result = check(con, settings)
+            except Exception as failure:  # noqa: BLE001 - the others still report; the first error fails the step
+                error = error or failure
+                continue
+            yield result._replace(asset_key=spec.asset_key, check_name=spec.name)
+    if error is not None:
+        raise error
+
+
+# Each group is one step. The checks on backups run right after the load, and the blocking ones among them
+# hold back the reports and the alerts when they fail; the checks on reports run once those are written.
+# Within a group they run in the order the steps of single checks ran (by step key), so the run reports
+# their results in the same order.
+_ON_BACKUPS = [
+    _spec(check_backup_ids_unique, BACKUPS, blocking=True),
+    _spec(check_backup_sizes_not_negative, BACKUPS, blocking=True),
+    _spec(check_failed_vms_under_threshold, BACKUPS, blocking=True),
+    _spec(check_last_sync_fresh, BACKUPS),
+    _spec(check_no_rejected_records, BACKUPS),
 ]
+_ON_REPORTS = [
+    _spec(check_no_backup_anomalies, BACKUP_ANOMALIES),
+    _spec(check_no_protection_gaps, PROTECTION_GAPS),
+    _spec(check_storage_swing_per_backup_server, STORAGE_BY_BACKUP_SERVER),
+]
+
+
+@dg.multi_asset_check(name="backups_checks", specs=[spec for spec, _ in _ON_BACKUPS], can_subset=True)
+def backups_checks(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource,
+                   checks: ChecksResource) -> Iterator[dg.AssetCheckResult]:
+    """Checks the loaded backups: unique ids, sizes, the last sync's failures and rejects, freshness."""
+    yield from _evaluate(context, _ON_BACKUPS, _Settings(warehouse, checks))
+
+
+@dg.multi_asset_check(name="report_checks", specs=[spec for spec, _ in _ON_REPORTS], can_subset=True)
+def report_checks(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource,
+                  checks: ChecksResource) -> Iterator[dg.AssetCheckResult]:
+    """Checks what the reports show: storage swings per backup server, protection gaps, size anomalies."""
+    yield from _evaluate(context, _ON_REPORTS, _Settings(warehouse, checks))
+
+
+# The checks' keys by name, e.g. to select one: dg.AssetSelection.checks(backup_ids_unique).
+backup_ids_unique, backup_sizes_not_negative, failed_vms_under_threshold, last_sync_fresh, no_rejected_records = (
+    spec.key for spec, _ in _ON_BACKUPS)
+no_backup_anomalies, no_protection_gaps, storage_swing_per_backup_server = (spec.key for spec, _ in _ON_REPORTS)
+
+asset_checks = [backups_checks, report_checks]
