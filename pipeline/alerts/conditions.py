@@ -7,7 +7,8 @@ from collections.abc import Iterable
 import duckdb
 import pandas as pd
 
-from pipeline.warehouse.sql_files import query_sql
+from pipeline.alerts.state import FOUND
+from pipeline.warehouse.sql_files import stage_sql
 
 KINDS = ("sync_failed", "backup_server_full", "protection_gap", "backup_anomaly")
 # The kinds the views decide; sync_failed is decided by the run itself.
@@ -24,10 +25,10 @@ def alert_frame(rows: Iterable[tuple[str, str, str]] = ()) -> pd.DataFrame:
     return pd.DataFrame(list(rows), columns=list(COLUMNS)).astype("string")
 
 
-def firing_in_views(con: duckdb.DuckDBPyConnection, *, full_days: float) -> pd.DataFrame:
-    """Every alert the report views show now, sorted by kind and key (sql/alerts/firing.sql)."""
-    found = query_sql(con, "alerts/firing.sql", {"full_pct": FULL_PCT, "full_days": full_days})
-    return alert_frame(found[list(COLUMNS)].itertuples(index=False, name=None))
+def firing_in_views(con: duckdb.DuckDBPyConnection, *, full_days: float) -> None:
+    """Stage every alert the report views show now, sorted by kind and key (sql/alerts/firing.sql), as the
+    alerts found now (the connection's temporary table alerts_now)."""
+    stage_sql(con, FOUND, "alerts/firing.sql", {"full_pct": FULL_PCT, "full_days": full_days})
 
 
 def sync_failed(message: str) -> pd.DataFrame:

@@ -29,30 +29,32 @@ MAX_ALERTS_PER_MESSAGE = 1000
 class Outcome:
     """What one run did: the alerts that changed state, the ones it posted (if any), and how that went."""
 
-    changed: pd.DataFrame
+    changed: state.Changes
     sent: pd.DataFrame = field(default_factory=pd.DataFrame)
     delivery: Delivery | None = None  # None: nothing was posted
     totals: dict[str, int] = field(default_factory=dict)  # alerts in the table by state, after the run
 
 
-def idle(con: duckdb.DuckDBPyConnection, found: pd.DataFrame, kinds: Sequence[str], *, webhook: bool) -> Outcome | None:
+def idle(con: duckdb.DuckDBPyConnection, kinds: Sequence[str], *, webhook: bool) -> Outcome | None:
     """The run's outcome when it has nothing to write (no alert changes state, none is pending for the webhook),
-    else None. Read-only: the writer's session costs a copy of the warehouse."""
-    changed = state.changes(con, found, kinds)
+    else None; the alerts found now are staged on con. Read-only: the writer's session costs a copy of the
+    warehouse."""
+    changed = state.changes(con, kinds)
     if not changed.empty or (webhook and not state.pending(con).empty):
         return None
     return Outcome(changed=changed, totals=state.counts(con))
 
 
-def update_and_notify(con: duckdb.DuckDBPyConnection, found: pd.DataFrame, kinds: Sequence[str], *, run_id: str,
+def update_and_notify(con: duckdb.DuckDBPyConnection, kinds: Sequence[str], *, run_id: str,
                       webhook_url: str, now: datetime | None = None,
                       max_alerts: int = MAX_ALERTS_PER_MESSAGE) -> Outcome:
-    """Apply what changed among the kinds found holds every firing alert of; post what is pending; record it.
+    """Apply what changed among the kinds the alerts staged on con hold every firing alert of (state.stage_found,
+    conditions.firing_in_views); post what is pending; record it.
 
     Run it on the writer's connection: one writer at a time, so two runs never post the same change.
     """
     now = now or utc_now()
-    changed = state.changes(con, found, kinds)
+    changed = state.changes(con, kinds)
     state.apply(con, changed, run_id=run_id, now=now)
     outcome = Outcome(changed=changed)
     pending = state.pending(con) if webhook_url else pd.DataFrame()

@@ -1,4 +1,4 @@
--- What the alerts found now (the registered frame alerts_now: kind, key, message) change in the table
+-- What the alerts found now (the temporary table alerts_now: kind, key, message) change in the table
 -- alerts: those that start firing (new, or resolved before), and firing ones of the kinds in $kinds
 -- that are no longer found. An alert still firing is no change, whatever its message says now.
 SELECT n.kind, n.key, 'firing' AS state, n.message
