@@ -57,7 +57,7 @@ def report_files(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     """Exports every report view into a new folder and swaps it in for BACKUPS_REPORTS_DIR whole."""
     started = time.monotonic()
     # matplotlib (tens of MB) is loaded here, after the load's peak, not when the code location starts.
-    from pipeline.reports.charts import markdown_image, write_chart
+    from pipeline.reports.charts import CHARTS, markdown_image, write_chart
 
     target = Path(reports.reports_dir)
     try:
@@ -65,7 +65,8 @@ def report_files(context: dg.AssetExecutionContext, warehouse: WarehouseResource
         with exclusive_lock(folder_lock_path(target), warehouse.lock_timeout_s):
             with warehouse.open(read_only=True) as con, atomic_folder(target, replaceable=is_export_file) as folder:
                 sync = _sync(con)
-                exported = export_set(con, folder, tuple(reports.export_formats), sync=sync, draw=write_chart)
+                exported = export_set(con, folder, tuple(reports.export_formats), sync=sync, draw=write_chart,
+                                      charted=CHARTS)
                 charts = {name: markdown_image(r.chart) for name, r in exported.items() if r.chart is not None}
     except LockTimeout:
         raise dg.Failure(description=f"reports busy: {target}", allow_retries=False) from None
@@ -91,7 +92,7 @@ def _sync(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
 
 def _metadata(report: ExportedReport, target: Path, chart_markdown: str | None) -> dict[str, Any]:
     # Paths where the files live once the folder is swapped in, not where they were written.
-    metadata: dict[str, Any] = {"rows": len(report.frame), "preview": preview(report.frame)}
+    metadata: dict[str, Any] = {"rows": report.rows, "preview": preview(report.head)}
     metadata |= {fmt: dg.MetadataValue.path(str(target / path.name)) for fmt, path in report.files.items()}
     if report.chart is not None:
         metadata["chart"] = dg.MetadataValue.path(str(target / report.chart.name))
