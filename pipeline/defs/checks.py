@@ -170,22 +170,24 @@ def _counted(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
-def _named(items: list[str], limit: int) -> str:
-    more = len(items) - limit
-    return ", ".join(items[:limit]) + (f" and {more} more" if more > 0 else "")
+def _named(first: list[str], total: int) -> str:
+    # The first items of total, and how many more there are: only those named are formatted.
+    more = total - len(first)
+    return ", ".join(first) + (f" and {more} more" if more > 0 else "")
 
 
 def check_no_protection_gaps(con: duckdb.DuckDBPyConnection, settings: _Settings) -> dg.AssetCheckResult:
     """Every current VM has a built backup newer than BACKUPS_PROTECTION_DAYS and none stuck unbuilt (a warning)."""
     gaps = _read(con, "protection_gaps.sql")
-    named = [f"{row.virtual_machine_id} ({row.label}: {row.reason})" for row in gaps.itertuples()]
+    named = [f"{row.virtual_machine_id} ({row.label}: {row.reason})" for row in gaps.head(NAMED).itertuples()]
     return dg.AssetCheckResult(
         passed=gaps.empty,
         severity=dg.AssetCheckSeverity.WARN,
-        description=f"{_counted(len(gaps), 'VM')} not protected: {_named(named, NAMED)}" if named else None,
+        description=f"{_counted(len(gaps), 'VM')} not protected: {_named(named, len(gaps))}" if named else None,
         metadata={
             "vms": len(gaps),
-            "virtual_machine_ids": _named([str(vm_id) for vm_id in gaps["virtual_machine_id"]], LISTED),
+            "virtual_machine_ids": _named([str(vm_id) for vm_id in gaps["virtual_machine_id"].head(LISTED)],
+                                          len(gaps)),
             "gaps": preview(gaps, rows=20),
         },
     )
@@ -195,16 +197,17 @@ def check_no_backup_anomalies(con: duckdb.DuckDBPyConnection, settings: _Setting
     """No current backup is BACKUPS_ANOMALY_FACTOR times larger or smaller than its VM's usual (a warning)."""
     found = _read(con, "backup_anomalies.sql")
     named = [f"backup {row.backup_id} of VM {row.virtual_machine_id} ({row.ratio} times the median)"
-             for row in found.itertuples()]
+             for row in found.head(NAMED).itertuples()]
+    vm_ids = found["virtual_machine_id"].unique()
     return dg.AssetCheckResult(
         passed=found.empty,
         severity=dg.AssetCheckSeverity.WARN,
-        description=(f"{_counted(len(found), 'backup')} far from the VM's usual size: {_named(named, NAMED)}"
+        description=(f"{_counted(len(found), 'backup')} far from the VM's usual size: {_named(named, len(found))}"
                      if named else None),
         metadata={
             "backups": len(found),
-            "backup_ids": _named([str(backup_id) for backup_id in found["backup_id"]], LISTED),
-            "virtual_machine_ids": _named([str(vm_id) for vm_id in found["virtual_machine_id"].unique()], LISTED),
+            "backup_ids": _named([str(backup_id) for backup_id in found["backup_id"].head(LISTED)], len(found)),
+            "virtual_machine_ids": _named([str(vm_id) for vm_id in vm_ids[:LISTED]], len(vm_ids)),
             "anomalies": preview(found, rows=20),
         },
     )
