@@ -78,3 +78,11 @@ def test_arrow_allocates_with_malloc_once_the_package_is_imported():
     env = {key: value for key, value in os.environ.items() if key != "ARROW_DEFAULT_MEMORY_POOL"}
     shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert shown.stdout.split()[-1] == "system"
+
+
+def test_the_code_location_has_the_interpreter_skip_its_last_collections_at_exit():
+    # atexit runs the latest registration first: this one runs after the package's freeze.
+    code = ("import atexit, gc; atexit.register(lambda: print('frozen', gc.get_freeze_count() > 0)); "
+            "import pipeline.definitions; print('loaded', gc.get_freeze_count())")
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert shown.stdout.split() == ["loaded", "0", "frozen", "True"]
