@@ -12,7 +12,7 @@ from pipeline.defs.alert_assets import alert_assets
 from pipeline.defs.api_assets import build_api_assets
 from pipeline.defs.checks import asset_checks
 from pipeline.defs.executor import in_process_or_multiprocess
-from pipeline.defs.memory import skip_collection_at_exit
+from pipeline.defs.memory import freeze_long_lived_objects
 from pipeline.defs.report_assets import report_assets
 from pipeline.defs.retry import step_retry_policy
 from pipeline.defs.schedule import daily_schedule, sync_job
@@ -31,5 +31,5 @@ defs = dg.Definitions(
     executor=in_process_or_multiprocess,
 )
 
-# The process that ran a sync exits at once, not after a last garbage collection of about a second.
-skip_collection_at_exit()
+# Loaded for good: no collection walks these objects again, nor all of them at exit.
+freeze_long_lived_objects()
