@@ -16,6 +16,7 @@ from pipeline.defs.checks import asset_checks
 from pipeline.defs.cloud_checks import build_cloud_checks
 from pipeline.defs.clouds import cloud_names
 from pipeline.defs.executor import default_executor
+from pipeline.defs.memory import freeze_long_lived_objects
 from pipeline.defs.report_assets import report_assets
 from pipeline.defs.retry import step_retry_policy
 from pipeline.defs.schedule import daily_schedule, sync_job
@@ -45,3 +46,6 @@ def build_definitions(environ: Mapping[str, str], executor: dg.ExecutorDefinitio
 
 
 defs = build_definitions(os.environ)
+
+# Loaded for good: no collection walks these objects again, nor all of them at exit.
+freeze_long_lived_objects()

@@ -78,3 +78,12 @@ def test_arrow_allocates_with_malloc_once_the_package_is_imported():
     env = {key: value for key, value in os.environ.items() if key != "ARROW_DEFAULT_MEMORY_POOL"}
     shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert shown.stdout.split()[-1] == "system"
+
+
+def test_the_code_location_keeps_the_garbage_collector_off_what_it_loaded_and_off_everything_at_exit():
+    # atexit runs the latest registration first: this one runs after the package's freeze at exit.
+    code = ("import atexit, gc; atexit.register(lambda: print('unfrozen at exit', len(gc.get_objects()))); "
+            "import pipeline.definitions; print('frozen when loaded', gc.get_freeze_count() > 0); "
+            "made = [[] for _ in range(1000)]")
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert shown.stdout.splitlines() == ["frozen when loaded True", "unfrozen at exit 0"]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 import duckdb
 import pandas as pd
 
-from pipeline.warehouse.sql_files import query_sql
+from pipeline.alerts.state import FOUND
+from pipeline.warehouse.sql_files import query_sql, stage_sql
 
 KINDS = ("sync_failed", "backup_server_full", "protection_gap", "backup_anomaly")
 # The kinds the views decide; sync_failed is decided by the run itself.
@@ -18,10 +19,6 @@ SYNC_KEY = "sync"
 # A backup server this full fires whatever its forecast: capacity_forecast's "over 80%".
 FULL_PCT = 80.0
 COLUMNS = ("cloud", "kind", "key", "message")
-# What a run evaluated: (kind, cloud) pairs whose firing alerts resolve when not found again; a cloud of
-# None stands for every cloud. An alert outside it is left as it is: one cloud's failed sync never resolves
-# what the views found, nor another cloud's failed sync.
-Scope = Sequence[tuple[str, str | None]]
 
 
 def alert_frame(rows: Iterable[tuple[str, str, str, str]] = ()) -> pd.DataFrame:
@@ -29,11 +26,10 @@ def alert_frame(rows: Iterable[tuple[str, str, str, str]] = ()) -> pd.DataFrame:
     return pd.DataFrame(list(rows), columns=list(COLUMNS)).astype("string")
 
 
-def firing_in_views(con: duckdb.DuckDBPyConnection, *, full_days: float) -> pd.DataFrame:
-    """Every alert the report views show now in every cloud, sorted by kind, cloud and key
-    (sql/alerts/firing.sql)."""
-    found = query_sql(con, "alerts/firing.sql", {"full_pct": FULL_PCT, "full_days": full_days})
-    return alert_frame(found[list(COLUMNS)].itertuples(index=False, name=None))
+def firing_in_views(con: duckdb.DuckDBPyConnection, *, full_days: float) -> None:
+    """Stage every alert the report views show now in every cloud, sorted by kind, cloud and key
+    (sql/alerts/firing.sql), as the alerts found now (the connection's temporary table alerts_now)."""
+    stage_sql(con, FOUND, "alerts/firing.sql", {"full_pct": FULL_PCT, "full_days": full_days})
 
 
 def sync_failed(message: str, *, cloud: str) -> pd.DataFrame:

@@ -14,7 +14,7 @@ import duckdb
 import pandas as pd
 
 from pipeline.alerts import state
-from pipeline.alerts.conditions import Scope
+from pipeline.alerts.state import Scope
 from pipeline.alerts.message import first_due, payload
 from pipeline.alerts.webhook import Delivery, post
 from pipeline.warehouse.clock import utc_now
@@ -29,31 +29,32 @@ MAX_ALERTS_PER_MESSAGE = 1000
 class Outcome:
     """What one run did: the alerts that changed state, the ones it posted (if any), and how that went."""
 
-    changed: pd.DataFrame
+    changed: state.Changes
     sent: pd.DataFrame = field(default_factory=pd.DataFrame)
     delivery: Delivery | None = None  # None: nothing was posted
     totals: dict[str, int] = field(default_factory=dict)  # alerts in the table by state, after the run
 
 
-def idle(con: duckdb.DuckDBPyConnection, found: pd.DataFrame, scope: Scope, *, webhook: bool) -> Outcome | None:
+def idle(con: duckdb.DuckDBPyConnection, scope: Scope, *, webhook: bool) -> Outcome | None:
     """The run's outcome when it has nothing to write (no alert changes state, none is pending for the webhook),
-    else None. Read-only: the writer's session costs a copy of the warehouse."""
-    changed = state.changes(con, found, scope)
+    else None; the alerts found now are staged on con. Read-only: the writer's session costs a copy of the
+    warehouse."""
+    changed = state.changes(con, scope)
     if not changed.empty or (webhook and not state.pending(con).empty):
         return None
     return Outcome(changed=changed, totals=state.counts(con))
 
 
-def update_and_notify(con: duckdb.DuckDBPyConnection, found: pd.DataFrame, scope: Scope, *, run_id: str,
+def update_and_notify(con: duckdb.DuckDBPyConnection, scope: Scope, *, run_id: str,
                       webhook_url: str, now: datetime | None = None,
                       max_alerts: int = MAX_ALERTS_PER_MESSAGE) -> Outcome:
-    """Apply what changed in the scope (its (kind, cloud) pairs), of which found holds every firing alert; post
-    what is pending; record it.
+    """Apply what changed in the scope (its (kind, cloud) pairs), of which the alerts staged on con hold every
+    firing alert (state.stage_found, conditions.firing_in_views); post what is pending; record it.
 
     Run it on the writer's connection: one writer at a time, so two runs never post the same change.
     """
     now = now or utc_now()
-    changed = state.changes(con, found, scope)
+    changed = state.changes(con, scope)
     state.apply(con, changed, run_id=run_id, now=now)
     outcome = Outcome(changed=changed)
     pending = state.pending(con) if webhook_url else pd.DataFrame()

@@ -6,6 +6,7 @@ import pandas as pd
 
 from pipeline.alerts.conditions import after_load, firing_in_views, sync_failed
 from pipeline.alerts.notify import Outcome, idle, update_and_notify
+from pipeline.alerts.state import first_found, stage_found
 from pipeline.defs.metadata import preview, settings_table
 from pipeline.defs.resources import AlertsResource, WarehouseResource
 
@@ -23,8 +24,9 @@ def alert_state(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
     # Read-only first: a run with nothing new neither copies the warehouse to write it nor posts.
     try:
         with warehouse.open(read_only=True) as con:
-            found = firing_in_views(con, full_days=alerts.full_days)
-            outcome = idle(con, found, after_load(con, run_id=context.run_id), webhook=webhook)
+            firing_in_views(con, full_days=alerts.full_days)
+            outcome = idle(con, after_load(con, run_id=context.run_id), webhook=webhook)
+            found = first_found(con)
     except (duckdb.CatalogException, duckdb.BinderException):
         # A warehouse of an older version, not yet migrated (a view, a table or a column such as cloud
         # missing): the writer migrates it.
@@ -32,9 +34,10 @@ def alert_state(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
     if outcome is None:
         with warehouse.open() as con:
             # Again under the writer's lock: another run may have moved the same alerts meanwhile.
-            found = firing_in_views(con, full_days=alerts.full_days)
-            outcome = update_and_notify(con, found, after_load(con, run_id=context.run_id), run_id=context.run_id,
+            firing_in_views(con, full_days=alerts.full_days)
+            outcome = update_and_notify(con, after_load(con, run_id=context.run_id), run_id=context.run_id,
                                         webhook_url=alerts.webhook_url)
+            found = first_found(con)
     _log(context, outcome, webhook)
     return dg.MaterializeResult(metadata=_metadata(outcome, found, alerts))
 
@@ -51,8 +54,8 @@ def alert_sync_failed(context: dg.AssetExecutionContext, alerts: AlertsResource,
         return
     try:
         with warehouse.open() as con:
-            outcome = update_and_notify(con, sync_failed(f"{context.op_def.name}: {message}", cloud=cloud),
-                                        [("sync_failed", cloud)], run_id=context.run_id,
+            stage_found(con, sync_failed(f"{context.op_def.name}: {message}", cloud=cloud))
+            outcome = update_and_notify(con, [("sync_failed", cloud)], run_id=context.run_id,
                                         webhook_url=alerts.webhook_url)
     except Exception as error:  # noqa: BLE001 - the step's own failure is what the run must report
         context.log.warning(f"the sync_failed alert could not be recorded: {error}")
@@ -61,8 +64,7 @@ def alert_sync_failed(context: dg.AssetExecutionContext, alerts: AlertsResource,
 
 
 def _log(context: dg.AssetExecutionContext, outcome: Outcome, webhook: bool) -> None:
-    started = int((outcome.changed["state"] == "firing").sum())
-    resolved = len(outcome.changed) - started
+    started, resolved = outcome.changed.started, outcome.changed.resolved
     firing = outcome.totals.get("firing", 0)
     line = f"{firing} alert{'' if firing == 1 else 's'} firing ({started} new), {resolved} resolved; "
     delivery = outcome.delivery
@@ -78,16 +80,17 @@ def _log(context: dg.AssetExecutionContext, outcome: Outcome, webhook: bool) -> 
 
 
 def _metadata(outcome: Outcome, found: pd.DataFrame, alerts: AlertsResource) -> dict[str, object]:
+    # found: the first of the alerts firing now, enough for the preview.
     delivery = outcome.delivery
     status = delivery.status if delivery else ("nothing to send" if alerts.webhook_url else "no webhook")
     metadata: dict[str, object] = {
         "firing": outcome.totals.get("firing", 0),
-        "started_firing": int((outcome.changed["state"] == "firing").sum()),
-        "resolved": int((outcome.changed["state"] == "resolved").sum()),
+        "started_firing": outcome.changed.started,
+        "resolved": outcome.changed.resolved,
         "sent": len(outcome.sent) if delivery and delivery.ok else 0,
         "delivery": status,
         "dagster/row_count": sum(outcome.totals.values()),
-        "changes": preview(outcome.changed, rows=20),
+        "changes": preview(outcome.changed.first, rows=20),
         "firing_now": preview(found, rows=20),
         "settings": settings_table(alerts.shown()),
     }

@@ -1,286 +1,105 @@
-"""Asset checks on the warehouse: keys, sizes, the last sync's failures and rejects, storage swings, freshness,
-protection gaps and size anomalies, each cloud on its own: ids are unique only within a cloud, and clouds
-are synced apart."""
+"""The asset checks as two steps, one read-only connection each: the checks on the loaded backups, and the
+checks on what the reports show (pipeline.defs.check_rules says what each finds)."""
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import dagster as dg
 import duckdb
-import pandas as pd
 
-from pipeline.defs.metadata import preview
+from pipeline.defs.check_rules import (
+    CheckSettings,
+    check_backup_ids_unique,
+    check_backup_sizes_not_negative,
+    check_failed_vms_under_threshold,
+    check_last_sync_fresh,
+    check_no_backup_anomalies,
+    check_no_protection_gaps,
+    check_no_rejected_records,
+    check_storage_swing_per_backup_server,
+)
 from pipeline.defs.resources import ChecksResource, WarehouseResource
-from pipeline.warehouse.connection import DEFAULT_CLOUD
-from pipeline.warehouse.sql_files import query_sql
 
 BACKUPS = dg.AssetKey("backups")
 STORAGE_BY_BACKUP_SERVER = dg.AssetKey("storage_by_backup_server")
 PROTECTION_GAPS = dg.AssetKey("protection_gaps")
 BACKUP_ANOMALIES = dg.AssetKey("backup_anomalies")
-LOADED = ("ok", "partial")  # the sync statuses that wrote data
-# Items a warning's description names; the metadata lists more ids and previews the rows.
-NAMED = 10
-LISTED = 500
 
-def _read(warehouse: WarehouseResource, name: str, params: dict | None = None) -> pd.DataFrame:
+
+@contextmanager
+def _reading(warehouse: WarehouseResource) -> Iterator[duckdb.DuckDBPyConnection]:
     # Read-only, on the published file: a check never waits for a sync, nor makes one wait.
     try:
         with warehouse.open(read_only=True) as con:
-            return query_sql(con, f"checks/{name}", params)
+            yield con
     except duckdb.IOException as error:
         if "does not exist" not in str(error):
             raise
         raise dg.Failure(description=f"no warehouse at {warehouse.path}: materialize backups first") from None
 
 
-def _in_cloud(cloud: str, text: str) -> str:
-    """text about an id, prefixed with its cloud: the id alone names nothing once two clouds share it. The
-    default cloud's stay as they read with one cloud."""
-    return text if cloud == DEFAULT_CLOUD else f"{cloud}: {text}"
+Check = Callable[[duckdb.DuckDBPyConnection, CheckSettings], dg.AssetCheckResult]
 
 
-def _last_sync(warehouse: WarehouseResource) -> pd.DataFrame:
-    """The latest run's ledger rows, one per cloud it synced; empty before any sync."""
-    return _read(warehouse, "last_sync.sql")
+def _spec(check: Check, asset: dg.AssetKey, *, blocking: bool = False) -> tuple[dg.AssetCheckSpec, Check]:
+    # The check is named after its function (check_<name>) and described by its docstring, as @asset_check does.
+    name = check.__name__.removeprefix("check_")
+    return dg.AssetCheckSpec(name, asset=asset, blocking=blocking, description=check.__doc__), check
 
 
-def _count(value: object) -> int:
-    return 0 if pd.isna(value) else int(value)
+def _evaluate(context: dg.AssetCheckExecutionContext, checks: list[tuple[dg.AssetCheckSpec, Check]],
+              settings: CheckSettings) -> Iterator[dg.AssetCheckResult]:
+    selected = context.selected_asset_check_keys
+    chosen = [(spec, check) for spec, check in checks if spec.key in selected]
+    error: BaseException | None = None
+    # One connection for the step: every check reads the same published state, and it is opened once.
+    with _reading(settings.warehouse) as con:
+        for spec, check in chosen:
+            try:
+                result = check(con, settings)
+            except Exception as failure:  # noqa: BLE001 - the others still report; the first error fails the step
+                error = error or failure
+                continue
+            yield result._replace(asset_key=spec.asset_key, check_name=spec.name)
+    if error is not None:
+        raise error
 
 
-def _counted(count: int, noun: str) -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"
-
-
-def _named(items: list[str], limit: int) -> str:
-    more = len(items) - limit
-    return ", ".join(items[:limit]) + (f" and {more} more" if more > 0 else "")
-
-
-def _none_found(offending: pd.DataFrame, *, count: str, rows: str, noun: str) -> dg.AssetCheckResult:
-    """Passed when the query found no offending rows (cloud, id, ...); the description names them, the
-    metadata counts and shows them."""
-    named = [_in_cloud(cloud, str(key)) for cloud, key in zip(offending["cloud"], offending["id"])]
-    return dg.AssetCheckResult(
-        passed=offending.empty,
-        description=f"{_counted(len(named), noun)}: {_named(named, NAMED)}" if named else None,
-        metadata={count: len(offending), rows: preview(offending, rows=20)},
-    )
-
-
-def _no_sync_yet() -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(passed=True, metadata={"last_sync": "none yet"})
-
-
-@dg.asset_check(asset=BACKUPS, blocking=True)
-def backup_ids_unique(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    """No backup id appears twice among the current (not deleted) rows of one cloud."""
-    # DuckDB's primary key forbids it; DuckLake has no primary keys, and a rewrite of the upsert may slip.
-    return _none_found(_read(warehouse, "duplicate_backup_ids.sql"), count="duplicate_ids", rows="duplicates",
-                       noun="backup id appearing twice")
-
-
-@dg.asset_check(asset=BACKUPS, blocking=True)
-def backup_sizes_not_negative(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    """No current backup has a negative size."""
-    return _none_found(_read(warehouse, "negative_backup_sizes.sql"), count="negative_sizes", rows="backups",
-                       noun="backup with a negative size")
-
-
-def _failed_fractions(runs: pd.DataFrame) -> pd.DataFrame:
-    """Each cloud of a run with its share of VMs whose backups could not be read; the worst first."""
-    def fraction(row: pd.Series) -> float:
-        listed, failed = _count(row["vms_listed"]), _count(row["vms_failed"])
-        # A sync that failed before listing any VM read nothing: count it as all failed.
-        return failed / listed if listed else (1.0 if row["status"] == "failed" else 0.0)
-
-    shares = runs.assign(vms_listed=[_count(v) for v in runs["vms_listed"]],
-                         vms_failed=[_count(v) for v in runs["vms_failed"]],
-                         failed_fraction=[round(fraction(row), 4) for _, row in runs.iterrows()])
-    columns = ["cloud", "status", "vms_listed", "vms_failed", "failed_fraction"]
-    return shares.sort_values(["failed_fraction", "cloud"], ascending=[False, True], kind="stable")[columns]
-
-
-def _judged(shares: pd.DataFrame) -> pd.DataFrame:
-    """The clouds of a run whose failed VMs the check judges: those it loaded. A cloud that failed beside
-    loaded ones loaded nothing and kept its rows; every_cloud_synced names it, and failing this blocking check
-    for it would hold back the reports of the clouds that did load. A run that loaded no cloud is judged whole."""
-    loaded = shares[shares["status"].isin(LOADED)]
-    return loaded if not loaded.empty else shares
-
-
-@dg.asset_check(asset=BACKUPS, blocking=True)
-def failed_vms_under_threshold(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    """In every cloud the last sync loaded, the share of VMs whose backups could not be read is at most
-    max_failed_fraction (a run that loaded none: in every cloud it tried)."""
-    last = _last_sync(warehouse)
-    if last.empty:
-        return _no_sync_yet()
-    shares = _failed_fractions(last)
-    judged = _judged(shares)
-    worst = judged.iloc[0]
-    limit = warehouse.max_failed_fraction
-    over = judged[judged["failed_fraction"] > limit]
-    errors = _read(warehouse, "vm_errors_of_run.sql", {"run_id": last["run_id"].iloc[0]})
-    named = [_in_cloud(row.cloud, f"{row.vms_failed} of {row.vms_listed} VMs failed" if row.vms_listed
-                       else f"no VM listed ({row.status})") for row in over.itertuples()]
-    return dg.AssetCheckResult(
-        passed=over.empty,
-        description=f"over {limit}: {_named(named, NAMED)}" if named else None,
-        metadata={
-            "run_id": last["run_id"].iloc[0],
-            # The worst judged cloud's figures: the one the threshold fails first.
-            "cloud": worst["cloud"],
-            "status": worst["status"],
-            "vms_listed": int(worst["vms_listed"]),
-            "vms_failed": int(worst["vms_failed"]),
-            "failed_fraction": float(worst["failed_fraction"]),
-            "max_failed_fraction": limit,
-            "clouds": preview(shares, rows=20),
-            "failed_vms": preview(errors, rows=20),
-        },
-    )
-
-
-@dg.asset_check(asset=BACKUPS)
-def no_rejected_records(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    """The last sync set no backup record aside as untrustworthy, in any cloud (a warning: the rest loaded)."""
-    last = _last_sync(warehouse)
-    if last.empty:
-        return _no_sync_yet()
-    run_id = last["run_id"].iloc[0]
-    rejects = _read(warehouse, "rejects_of_run.sql", {"run_id": run_id})
-    return dg.AssetCheckResult(
-        passed=rejects.empty,
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={"run_id": run_id, "rejected": len(rejects), "rejects": preview(rejects, rows=20)},
-    )
-
-
-def _swing_pct(previous_kb: int, current_kb: int) -> float:
-    if previous_kb:
-        return 100.0 * (current_kb - previous_kb) / previous_kb
-    # A server that appears with data has no base to compare with: an unbounded swing.
-    return float("inf") if current_kb else 0.0
-
-
-def _server(key: object) -> str:
-    return "no backup server" if pd.isna(key) else f"backup server {int(key)}"
-
-
-@dg.asset_check(asset=STORAGE_BY_BACKUP_SERVER)
-def storage_swing_per_backup_server(warehouse: WarehouseResource, checks: ChecksResource) -> dg.AssetCheckResult:
-    """No backup server's total storage moved by more than BACKUPS_MAX_SWING_PCT since its cloud's previous sync."""
-    max_swing = checks.max_swing_pct
-    totals = _read(warehouse, "storage_swing.sql", {"loaded": list(LOADED)})
-    # A cloud with one loaded sync has nothing to compare with yet; the others still are compared.
-    compared = totals[totals["syncs"] >= 2].drop(columns="syncs")
-    if compared.empty:
-        return dg.AssetCheckResult(
-            passed=True, severity=dg.AssetCheckSeverity.WARN,
-            metadata={"compared": "fewer than two loaded syncs", "max_swing_pct": max_swing},
-        )
-    compared = compared.assign(swing_pct=[
-        round(_swing_pct(int(p), int(c)), 2) for p, c in zip(compared["previous_kb"], compared["current_kb"])
-    ])
-    swung = compared[compared["swing_pct"].abs() > max_swing]
-    named = [_in_cloud(row.cloud, f"{_server(row.backup_server_id)} ({row.swing_pct:+}%)")
-             for row in swung.itertuples()]
-    return dg.AssetCheckResult(
-        passed=swung.empty,
-        severity=dg.AssetCheckSeverity.WARN,
-        description=(f"{_counted(len(named), 'backup server')} moved more than {max_swing}%: {_named(named, NAMED)}"
-                     if named else None),
-        metadata={
-            "max_swing_pct": max_swing,
-            "backup_servers": len(compared),
-            "swung": len(swung),
-            "swings": preview(swung, rows=20),
-        },
-    )
-
-
-def _staleness(row: pd.Series) -> str:
-    if pd.isna(row["finished_at"]):
-        return _in_cloud(row["cloud"], "no loaded sync")
-    return _in_cloud(row["cloud"], f"last loaded sync {float(row['age_hours']):.1f} hours ago")
-
-
-@dg.asset_check(asset=BACKUPS)
-def last_sync_fresh(warehouse: WarehouseResource, checks: ChecksResource) -> dg.AssetCheckResult:
-    """Every cloud's last sync that loaded data (ok or partial) finished less than BACKUPS_MAX_AGE_HOURS ago."""
-    max_age = checks.max_age_hours
-    clouds = _read(warehouse, "last_loaded_sync.sql", {"loaded": list(LOADED)})
-    if clouds.empty:
-        return dg.AssetCheckResult(
-            passed=False, metadata={"last_loaded_sync": "none", "max_age_hours": max_age}
-        )
-    # Sorted stalest first (a cloud that never loaded before any): the one that fails the check first.
-    stale = clouds[clouds["finished_at"].isna() | (clouds["age_hours"] >= max_age)]
-    stalest = clouds.iloc[0]
-    never = pd.isna(stalest["finished_at"])
-    metadata = {
-        "last_loaded_sync": "none" if never else stalest["finished_at"].isoformat(),
-        "max_age_hours": max_age,
-        "clouds": preview(clouds.assign(age_hours=clouds["age_hours"].round(2)), rows=20),
-    }
-    if not never:
-        metadata["age_hours"] = round(float(stalest["age_hours"]), 2)
-    named = [_staleness(row) for _, row in stale.iterrows()]
-    return dg.AssetCheckResult(
-        passed=stale.empty,
-        description=f"not fresh: {_named(named, NAMED)}" if named else None,
-        metadata=metadata,
-    )
-
-
-@dg.asset_check(asset=PROTECTION_GAPS)
-def no_protection_gaps(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    """Every current VM has a built backup newer than BACKUPS_PROTECTION_DAYS and none stuck unbuilt (a warning)."""
-    gaps = _read(warehouse, "protection_gaps.sql")
-    named = [_in_cloud(row.cloud, f"{row.virtual_machine_id} ({row.label}: {row.reason})")
-             for row in gaps.itertuples()]
-    return dg.AssetCheckResult(
-        passed=gaps.empty,
-        severity=dg.AssetCheckSeverity.WARN,
-        description=f"{_counted(len(gaps), 'VM')} not protected: {_named(named, NAMED)}" if named else None,
-        metadata={
-            "vms": len(gaps),
-            "virtual_machine_ids": _named([_in_cloud(cloud, str(vm_id)) for cloud, vm_id
-                                           in zip(gaps["cloud"], gaps["virtual_machine_id"])], LISTED),
-            "gaps": preview(gaps, rows=20),
-        },
-    )
-
-
-@dg.asset_check(asset=BACKUP_ANOMALIES)
-def no_backup_anomalies(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    """No current backup is BACKUPS_ANOMALY_FACTOR times larger or smaller than its VM's usual (a warning)."""
-    found = _read(warehouse, "backup_anomalies.sql")
-    named = [_in_cloud(row.cloud, f"backup {row.backup_id} of VM {row.virtual_machine_id} ({row.ratio} times the "
-                                  f"median)") for row in found.itertuples()]
-    vms = found[["cloud", "virtual_machine_id"]].drop_duplicates()
-    return dg.AssetCheckResult(
-        passed=found.empty,
-        severity=dg.AssetCheckSeverity.WARN,
-        description=(f"{_counted(len(found), 'backup')} far from the VM's usual size: {_named(named, NAMED)}"
-                     if named else None),
-        metadata={
-            "backups": len(found),
-            "backup_ids": _named([_in_cloud(cloud, str(backup_id)) for cloud, backup_id
-                                  in zip(found["cloud"], found["backup_id"])], LISTED),
-            "virtual_machine_ids": _named([_in_cloud(cloud, str(vm_id)) for cloud, vm_id
-                                           in zip(vms["cloud"], vms["virtual_machine_id"])], LISTED),
-            "anomalies": preview(found, rows=20),
-        },
-    )
-
-
-asset_checks = [
-    backup_ids_unique,
-    backup_sizes_not_negative,
-    failed_vms_under_threshold,
-    no_rejected_records,
-    storage_swing_per_backup_server,
-    last_sync_fresh,
-    no_protection_gaps,
-    no_backup_anomalies,
+# Each group is one step. The checks on backups run right after the load, and the blocking ones among them
+# hold back the reports and the alerts when they fail; the checks on reports run once those are written.
+# Within a group they run in the order the steps of single checks ran (by step key), so the run reports
+# their results in the same order.
+_ON_BACKUPS = [
+    _spec(check_backup_ids_unique, BACKUPS, blocking=True),
+    _spec(check_backup_sizes_not_negative, BACKUPS, blocking=True),
+    _spec(check_failed_vms_under_threshold, BACKUPS, blocking=True),
+    _spec(check_last_sync_fresh, BACKUPS),
+    _spec(check_no_rejected_records, BACKUPS),
 ]
+_ON_REPORTS = [
+    _spec(check_no_backup_anomalies, BACKUP_ANOMALIES),
+    _spec(check_no_protection_gaps, PROTECTION_GAPS),
+    _spec(check_storage_swing_per_backup_server, STORAGE_BY_BACKUP_SERVER),
+]
+
+
+@dg.multi_asset_check(name="backups_checks", specs=[spec for spec, _ in _ON_BACKUPS], can_subset=True)
+def backups_checks(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource,
+                   checks: ChecksResource) -> Iterator[dg.AssetCheckResult]:
+    """Checks the loaded backups: unique ids, sizes, the last sync's failures and rejects, freshness."""
+    yield from _evaluate(context, _ON_BACKUPS, CheckSettings(warehouse, checks))
+
+
+@dg.multi_asset_check(name="report_checks", specs=[spec for spec, _ in _ON_REPORTS], can_subset=True)
+def report_checks(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource,
+                  checks: ChecksResource) -> Iterator[dg.AssetCheckResult]:
+    """Checks what the reports show: storage swings per backup server, protection gaps, size anomalies."""
+    yield from _evaluate(context, _ON_REPORTS, CheckSettings(warehouse, checks))
+
+
+# The checks' keys by name, e.g. to select one: dg.AssetSelection.checks(backup_ids_unique).
+backup_ids_unique, backup_sizes_not_negative, failed_vms_under_threshold, last_sync_fresh, no_rejected_records = (
+    spec.key for spec, _ in _ON_BACKUPS)
+no_backup_anomalies, no_protection_gaps, storage_swing_per_backup_server = (spec.key for spec, _ in _ON_REPORTS)
+
+asset_checks = [backups_checks, report_checks]

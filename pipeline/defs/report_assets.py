@@ -7,8 +7,9 @@ from typing import Any
 
 import dagster as dg
 import duckdb
+import pandas as pd
 
-from pipeline.defs.checks import LOADED
+from pipeline.defs.check_rules import LOADED
 from pipeline.defs.metadata import preview
 from pipeline.defs.resources import ReportsResource, WarehouseResource
 from pipeline.reports.atomic_file import FolderNotReplaceable, atomic_folder, folder_lock_path
@@ -28,6 +29,10 @@ REPORT_DESCRIPTIONS = {
     "protection_gaps": "Current VMs without a backup, without a recent built one, or with one stuck unbuilt.",
     "backup_anomalies": "Current backups far larger or smaller than the median of their VM's other backups.",
 }
+
+# The reports with a chart (pipeline.reports.charts.CHARTS, which a test compares), named here so that
+# matplotlib loads on the drawing thread, not before the first view is read.
+CHARTED = ("storage_by_backup_server", "storage_by_user", "storage_trend", "chargeback_by_user_month")
 
 # The warehouse tables each report view reads (sql/reports/<name>.sql), so the graph shows its inputs.
 REPORT_TABLES = {
@@ -56,17 +61,15 @@ def report_files(context: dg.AssetExecutionContext, warehouse: WarehouseResource
                  reports: ReportsResource) -> Iterator[dg.MaterializeResult]:
     """Exports every report view into a new folder and swaps it in for BACKUPS_REPORTS_DIR whole."""
     started = time.monotonic()
-    # matplotlib (tens of MB) is loaded here, after the load's peak, not when the code location starts.
-    from pipeline.reports.charts import markdown_image, write_chart
-
     target = Path(reports.reports_dir)
     try:
         # Exports of two runs go one at a time; the second reads the warehouse after the first swapped.
         with exclusive_lock(folder_lock_path(target), warehouse.lock_timeout_s):
             with warehouse.open(read_only=True) as con, atomic_folder(target, replaceable=is_export_file) as folder:
                 sync = _sync(con)
-                exported = export_set(con, folder, tuple(reports.export_formats), sync=sync, draw=write_chart)
-                charts = {name: markdown_image(r.chart) for name, r in exported.items() if r.chart is not None}
+                exported = export_set(con, folder, tuple(reports.export_formats), sync=sync, draw=_draw,
+                                      charted=CHARTED)
+                charts = _chart_images(exported)
     except LockTimeout:
         raise dg.Failure(description=f"reports busy: {target}", allow_retries=False) from None
     except FolderNotReplaceable as error:
@@ -80,6 +83,20 @@ def report_files(context: dg.AssetExecutionContext, warehouse: WarehouseResource
         yield dg.MaterializeResult(asset_key=key, metadata=metadata)
 
 
+def _draw(name: str, frame: pd.DataFrame, folder: Path) -> Path | None:
+    # matplotlib (tens of MB) is loaded here, after the load's peak, not when the code location starts, and
+    # on export_set's drawing thread, while the views are read.
+    from pipeline.reports.charts import write_chart
+
+    return write_chart(name, frame, folder)
+
+
+def _chart_images(exported: dict[str, ExportedReport]) -> dict[str, str]:
+    from pipeline.reports.charts import markdown_image  # loaded by the drawing thread by now
+
+    return {name: markdown_image(report.chart) for name, report in exported.items() if report.chart is not None}
+
+
 def _sync(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
     rows = query_sql(con, "report_set_sync.sql", {"loaded": list(LOADED)})
     if rows.empty:
@@ -91,7 +108,7 @@ def _sync(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
 
 def _metadata(report: ExportedReport, target: Path, chart_markdown: str | None) -> dict[str, Any]:
     # Paths where the files live once the folder is swapped in, not where they were written.
-    metadata: dict[str, Any] = {"rows": len(report.frame), "preview": preview(report.frame)}
+    metadata: dict[str, Any] = {"rows": report.rows, "preview": preview(report.head)}
     metadata |= {fmt: dg.MetadataValue.path(str(target / path.name)) for fmt, path in report.files.items()}
     if report.chart is not None:
         metadata["chart"] = dg.MetadataValue.path(str(target / report.chart.name))

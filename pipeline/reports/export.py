@@ -5,8 +5,9 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from pipeline.reports import csv_lines
 from pipeline.reports.atomic_file import atomic_path
 
 # Each is a view created by sql/reports/<name>.sql and exported as <name>.csv.
@@ -38,6 +40,10 @@ _TEMPORARY = re.compile(r"^\..+\.[0-9a-f]{12}\.tmp$")
 
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# Rows of each report a run's metadata previews.
+PREVIEW_ROWS = 10
+# The connection's temporary table a report's rows are staged in while it is exported.
+_STAGED = "report_rows"
 
 
 def neutralize_formulas(frame: pd.DataFrame) -> pd.DataFrame:
@@ -53,16 +59,28 @@ def neutralize_formulas(frame: pd.DataFrame) -> pd.DataFrame:
 
 def read_report(con: duckdb.DuckDBPyConnection, name: str) -> pd.DataFrame:
     """The rows of one report view, in the view's order; DECIMAL columns hold exact Decimals."""
+    _known(name)
+    return _read(con, name, _columns(con, name))
+
+
+def _known(name: str) -> None:
     if name not in REPORTS:
         raise ValueError(f"unknown report {name!r}; reports are {', '.join(REPORTS)}")
-    # The name is checked against the fixed list above: identifiers cannot be ? parameters.
-    types = con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {name})").fetchall()
-    decimals = [column for column, sql_type in types if sql_type.startswith("DECIMAL")]
-    if not decimals:
-        return con.execute(f"SELECT * FROM {name}").df()
+
+
+def _columns(con: duckdb.DuckDBPyConnection, relation: str) -> list[tuple[str, str]]:
+    # relation is a report's name checked against REPORTS, or the staging table: identifiers cannot be ? parameters.
+    return con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {relation})").fetchall()
+
+
+def _read(con: duckdb.DuckDBPyConnection, relation: str, columns: list[tuple[str, str]],
+          limit: int | None = None) -> pd.DataFrame:
+    decimals = [column for column, sql_type in columns if sql_type.startswith("DECIMAL")]
     # .df() turns DECIMAL into float64, which would round an amount; read them as text, then as Decimals.
     as_text = ", ".join(f'"{column}"::VARCHAR AS "{column}"' for column in decimals)
-    frame = con.execute(f"SELECT * REPLACE ({as_text}) FROM {name}").df()
+    select = f"SELECT * REPLACE ({as_text}) FROM {relation}" if decimals else f"SELECT * FROM {relation}"
+    frame = con.execute(select + (" LIMIT ?" if limit is not None else ""),
+                        [limit] if limit is not None else None).df()
     for column in decimals:
         frame[column] = frame[column].map(Decimal, na_action="ignore")
     return frame
@@ -85,25 +103,63 @@ def write_parquet(frame: pd.DataFrame, path: Path) -> Path:
 
 WRITERS: dict[str, Callable[[pd.DataFrame, Path], Path]] = {"csv": write_csv, "parquet": write_parquet}
 
+
+def _write_rendered_csv(con: duckdb.DuckDBPyConnection, rendered: tuple[str, dict[str, object]],
+                        columns: list[tuple[str, str]], path: Path) -> Path:
+    # The same file write_csv writes of the frame (csv_lines says how), without the frame.
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL).writerow([c for c, _ in columns])
+        for text in csv_lines.lines(con, *rendered):
+            handle.write(text)
+    return path
+
+
+@dataclass(frozen=True)
+class ExportedReport:
+    """One report as exported: how many rows, the first ones, its files by format, its chart (None: none), and
+    every row when they were asked for (a chart draws them)."""
+
+    rows: int
+    head: pd.DataFrame
+    files: dict[str, Path]
+    chart: Path | None = None
+    frame: pd.DataFrame | None = None
+
+
 def export_report(
     con: duckdb.DuckDBPyConnection,
     name: str,
     reports_dir: str | Path,
     formats: tuple[str, ...] = DEFAULT_EXPORT_FORMATS,
-) -> tuple[dict[str, Path], pd.DataFrame]:
-    """Write <reports_dir>/<name>.<format> for each format from the view; return the paths and the rows."""
-    frame = read_report(con, name)
-    paths = {fmt: WRITERS[fmt](frame, Path(reports_dir) / f"{name}.{fmt}") for fmt in formats}
-    return paths, frame
+    *,
+    with_frame: bool = False,
+) -> ExportedReport:
+    """Write <reports_dir>/<name>.<format> for each format from one read of the view; the frame of every row
+    only with_frame (or where a format needs it).
 
-
-@dataclass(frozen=True)
-class ExportedReport:
-    """One report of a set: its rows, its files by format, and its chart (None: the report has none)."""
-
-    frame: pd.DataFrame
-    files: dict[str, Path]
-    chart: Path | None
+    The view's rows are staged once in a temporary table of the connection, in the view's order; the CSV is
+    rendered from there inside DuckDB, the preview's rows and any frame are read from there too.
+    """
+    _known(name)
+    # The name is checked against the fixed list above: identifiers cannot be ? parameters.
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {_STAGED} AS SELECT * FROM {name}")
+    try:
+        columns = _columns(con, _STAGED)
+        [(rows,)] = con.execute(f"SELECT count(*) FROM {_STAGED}").fetchall()
+        rendered = csv_lines.render_query(_STAGED, columns, _FORMULA_STARTS) if "csv" in formats else None
+        needs_frame = with_frame or "parquet" in formats or ("csv" in formats and rendered is None)
+        frame = _read(con, _STAGED, columns) if needs_frame else None
+        head = frame.head(PREVIEW_ROWS) if frame is not None else _read(con, _STAGED, columns, limit=PREVIEW_ROWS)
+        files = {}
+        for fmt in formats:
+            path = Path(reports_dir) / f"{name}.{fmt}"
+            if fmt == "csv" and rendered is not None:
+                files[fmt] = _write_rendered_csv(con, rendered, columns, path)
+            else:
+                files[fmt] = WRITERS[fmt](frame, path)
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {_STAGED}")
+    return ExportedReport(rows=rows, head=head, files=files, frame=frame if with_frame else None)
 
 
 def export_set(
@@ -113,20 +169,32 @@ def export_set(
     *,
     sync: Mapping[str, Any] | None,
     draw: Callable[[str, pd.DataFrame, Path], Path | None] | None = None,
+    charted: Collection[str] = (),
 ) -> dict[str, ExportedReport]:
-    """Write every report into folder from one connection, each chart draw makes, and the set's manifest.
+    """Write every report into folder from one connection, the chart draw makes of each report in charted,
+    and the set's manifest.
 
     One connection reads one state of the warehouse, so every file of the set shows the same sync;
     sync (the ledger row of that sync, or None before the first) is recorded in the manifest.
+    Charts are drawn on a thread of their own while the next views are read: drawing holds Python, while
+    DuckDB reads and renders without it.
     """
-    exported = {}
-    for name in REPORTS:
-        files, frame = export_report(con, name, folder, formats)
-        exported[name] = ExportedReport(frame, files, draw(name, frame, folder) if draw else None)
+    charted = set(charted) if draw is not None else set()
+    exported, drawn = {}, {}
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="report-charts") as drawing:
+        # The charted reports first, so that drawing starts early and the others are read meanwhile.
+        for name in sorted(REPORTS, key=lambda name: name not in charted):
+            report = export_report(con, name, folder, formats, with_frame=name in charted)
+            if report.frame is not None:
+                drawn[name] = drawing.submit(draw, name, report.frame, folder)
+            exported[name] = report
+        # In the set's order; a chart that failed raises here, as it did when drawn in turn.
+        exported = {name: replace(exported[name], chart=drawn[name].result()) if name in drawn else exported[name]
+                    for name in REPORTS}
     manifest = {
         "sync": dict(sync) if sync is not None else None,
         "reports": {
-            name: {"rows": len(report.frame),
+            name: {"rows": report.rows,
                    "files": [path.name for path in [*report.files.values(), report.chart] if path is not None]}
             for name, report in exported.items()
         },

@@ -59,6 +59,19 @@ def run_sql(
     return rows
 
 
+def stage_sql(
+    con: duckdb.DuckDBPyConnection, table: str, name: str, params: dict[str, Any] | None = None
+) -> None:
+    """The rows of the one query in sql/<name>, in its order, as the connection's temporary table <table> (replaced).
+
+    Temporary tables live in the connection's memory, so a read-only connection stages too; what follows reads
+    the rows in DuckDB instead of a frame of them. table is a name of the code's, never a value.
+    """
+    [statement] = con.extract_statements(read_sql(name))
+    # The query's own text: a file that changes its columns changes the table's with it.
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {statement.query}", _bound(statement, params or {}, name))
+
+
 def query_sql(
     con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any] | None = None
 ) -> pd.DataFrame:

@@ -1,4 +1,4 @@
--- Moves each alert of the registered frame alert_changes (cloud, kind, key, state, message) into its new state.
+-- Moves each alert of the temporary table alert_changes (cloud, kind, key, state, message) into its new state.
 INSERT INTO alerts BY NAME
 SELECT cloud, kind, key, state, message, $now AS since, $run_id AS run_id
 FROM alert_changes

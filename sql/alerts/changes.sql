@@ -1,4 +1,4 @@
--- What the alerts found now (the registered frame alerts_now: cloud, kind, key, message) change in the table
+-- What the alerts found now (the temporary table alerts_now: cloud, kind, key, message) change in the table
 -- alerts: those that start firing (new, or resolved before), and firing ones that were evaluated (the
 -- registered frame alert_scope: kind, cloud; a NULL cloud is every cloud) and are no longer found. An alert
 -- is its kind, cloud and key: the same key in another cloud is another alert. An alert still firing is no

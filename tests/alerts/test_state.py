@@ -13,6 +13,7 @@ import pytest
 from pipeline.alerts import notify, webhook
 from pipeline.alerts.conditions import KINDS, VIEW_KINDS, after_load, alert_frame, every_cloud, sync_failed
 from pipeline.alerts.notify import idle, update_and_notify
+from pipeline.alerts.state import SHOWN, stage_found
 from pipeline.warehouse.connection import migrate
 
 T0 = datetime(2026, 3, 1, 2, 0, tzinfo=timezone.utc)
@@ -46,12 +47,19 @@ def deliveries(con) -> list[tuple]:
 
 
 def run(con, found, url, day, scope=EVERYTHING):
-    return update_and_notify(con, found, scope, run_id=f"run-{day}", webhook_url=url, now=T0 + timedelta(days=day))
+    stage_found(con, found)
+    return update_and_notify(con, scope, run_id=f"run-{day}", webhook_url=url, now=T0 + timedelta(days=day))
+
+
+def is_idle(con, found, *, webhook):
+    stage_found(con, found)
+    return idle(con, EVERYTHING, webhook=webhook) is not None
 
 
 def test_an_alert_is_sent_when_it_fires_and_when_it_resolves_never_in_between(con, receiver):
     first = run(con, alert_frame([GAP, FULL]), receiver.url, 0)
-    assert first.delivery.ok and len(first.changed) == 2 and first.totals == {"firing": 2, "resolved": 0}
+    assert first.delivery.ok and (first.changed.started, first.changed.resolved) == (2, 0)
+    assert first.totals == {"firing": 2, "resolved": 0}
     assert receiver.alerts() == {("protection_gap", "7", "firing"), ("backup_server_full", "1", "firing")}
     assert table(con) == [("backup_server_full", "1", "firing", "firing"), ("protection_gap", "7", "firing", "firing")]
 
@@ -96,11 +104,11 @@ def test_an_alert_that_resolves_before_the_webhook_heard_of_it_is_never_sent(con
 
 def test_without_a_webhook_the_state_is_kept_and_nothing_counts_as_told(con, receiver):
     quiet = run(con, alert_frame([GAP]), "", 0)
-    assert quiet.delivery is None and len(quiet.changed) == 1
+    assert quiet.delivery is None and quiet.changed.started == 1
     assert table(con) == [("protection_gap", "7", "firing", None)]
     # A webhook set later hears of what fires then.
-    assert idle(con, alert_frame([GAP]), EVERYTHING, webhook=False) is not None
-    assert idle(con, alert_frame([GAP]), EVERYTHING, webhook=True) is None
+    assert is_idle(con, alert_frame([GAP]), webhook=False)
+    assert not is_idle(con, alert_frame([GAP]), webhook=True)
     run(con, alert_frame([GAP]), receiver.url, 1)
     assert receiver.alerts() == {("protection_gap", "7", "firing")}
 
@@ -123,7 +131,7 @@ def test_a_failed_sync_fires_only_its_own_kind_and_a_loaded_one_resolves_it(con,
 def test_an_alert_of_a_kind_not_evaluated_is_left_as_it_is(con):
     run(con, sync_failed("vm_list: refused", cloud="default"), "", 0, scope=DEFAULT_SYNC)
     changed = run(con, alert_frame([GAP]), "", 1, scope=every_cloud(VIEW_KINDS)).changed
-    assert changed[["kind", "state"]].values.tolist() == [["protection_gap", "firing"]]
+    assert changed.first[["kind", "state"]].values.tolist() == [["protection_gap", "firing"]]
     assert table(con)[1] == ("sync_failed", "sync", "firing", None)
 
 
@@ -135,14 +143,29 @@ def test_a_still_firing_alert_keeps_the_message_it_fired_with(con):
 
 def test_keys_sort_as_numbers(con):
     found = alert_frame([("default", "protection_gap", str(key), f"VM {key}: no backups") for key in (10, 9, 100)])
-    changed = run(con, found, "", 0).changed
+    changed = run(con, found, "", 0).changed.first
     assert changed["key"].tolist() == ["9", "10", "100"]
     assert isinstance(changed, pd.DataFrame)
 
 
+def test_every_change_is_counted_and_the_first_ones_are_shown_in_order(con):
+    gaps = [("default", "protection_gap", str(vm_id), f"VM {vm_id}: no backups") for vm_id in range(SHOWN + 5, 0, -1)]
+    fired = run(con, alert_frame([*gaps, FULL]), "", 0).changed
+    assert (fired.started, fired.resolved) == (SHOWN + 6, 0)
+    assert fired.first[["kind", "key"]].values.tolist() == [["backup_server_full", "1"]] + [
+        ["protection_gap", str(vm_id)] for vm_id in range(1, SHOWN)]
+    resolved = run(con, alert_frame([FULL]), "", 1).changed
+    assert (resolved.started, resolved.resolved) == (0, SHOWN + 5)
+    assert set(resolved.first["state"]) == {"resolved"} and len(resolved.first) == SHOWN
+
+
 def test_a_message_carries_at_most_its_cap_and_the_rest_follow_with_the_next_runs(con, receiver):
     gaps = [("default", "protection_gap", str(vm_id), f"VM {vm_id}: no backups") for vm_id in (3, 1, 2)]
-    capped = partial(update_and_notify, con, scope=EVERYTHING, webhook_url=receiver.url, max_alerts=2)
+
+    def capped(found, **when):
+        stage_found(con, found)
+        return update_and_notify(con, EVERYTHING, webhook_url=receiver.url, max_alerts=2, **when)
+
     capped(alert_frame([*gaps, FULL]), run_id="run-0", now=T0)
     # Firing servers first, then VMs by id; the third VM waits, pending, for the next run.
     assert [(a["kind"], a["key"]) for a in receiver.posts[0].body["alerts"]] == [

@@ -40,7 +40,7 @@ def tamper(harness: SyncHarness, *statements: tuple[str, list]) -> None:
             con.execute(sql, params)
 
 
-def run_check(harness: SyncHarness, check: dg.AssetChecksDefinition, **kwargs) -> dg.AssetCheckEvaluation:
+def run_check(harness: SyncHarness, check: dg.AssetCheckKey, **kwargs) -> dg.AssetCheckEvaluation:
     result = materialize_with_checks(harness, selection=dg.AssetSelection.checks(check), **kwargs)
     assert result.get_asset_materialization_events() == []  # the check alone: no sync ran
     [evaluation] = result.get_asset_check_evaluations()

@@ -14,6 +14,7 @@ from matplotlib.dates import num2date
 import pytest
 from PIL import Image
 
+from pipeline.defs.report_assets import CHARTED
 from pipeline.reports.atomic_file import atomic_path
 from pipeline.reports.charts import (
     CHARTS,
@@ -50,6 +51,7 @@ def test_each_report_run_writes_its_charts_as_valid_pngs(harness):
     assert result.success, run_failure_text(result)
     assert set(CHARTS) == {"storage_by_backup_server", "storage_trend", "storage_by_user",
                            "chargeback_by_user_month"} <= set(REPORTS)
+    assert set(CHARTED) == set(CHARTS)  # the step names them before it loads matplotlib
     for name in CHARTS:
         assert_png((harness.reports_dir / f"{name}.png").read_bytes())
     # Only those reports are pictured, and no temporary file is left beside them.

@@ -102,7 +102,7 @@ def test_a_rerun_with_nothing_changed_writes_identical_reports(harness, tmp_path
     first = {name: (harness.reports_dir / f"{name}.csv").read_bytes() for name in REPORTS}
     (tmp_path / "again").mkdir()
     with open_warehouse(harness.db_path, read_only=True) as con:
-        again = {name: export_report(con, name, tmp_path / "again")[0]["csv"].read_bytes() for name in moving}
+        again = {name: export_report(con, name, tmp_path / "again").files["csv"].read_bytes() for name in moving}
     assert again == {name: first[name] for name in moving}
     ok(harness)
     steady = [name for name in REPORTS if name not in moving]

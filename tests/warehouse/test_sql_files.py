@@ -8,7 +8,7 @@ import duckdb
 import pytest
 
 from pipeline.warehouse import sql_files
-from pipeline.warehouse.sql_files import query_sql, read_sql, run_sql, sql_names, sql_root, statements
+from pipeline.warehouse.sql_files import query_sql, read_sql, run_sql, sql_names, sql_root, stage_sql, statements
 
 ROOT = Path(__file__).resolve().parents[2]
 # The pipeline's SQL and the benchmarks' (bench/sql/), which run through the same parser.
@@ -68,6 +68,18 @@ def test_a_missing_parameter_is_named(con, sql_text):
     sql_text("SELECT 1; SELECT $run_id;")
     with pytest.raises(KeyError, match=r"\$run_id"):
         run_sql(con, "ledger.sql", {"synced_at": 1})
+
+
+def test_a_query_is_staged_as_a_temporary_table_in_its_order_even_read_only(tmp_path, sql_text):
+    db = tmp_path / "w.duckdb"
+    with duckdb.connect(str(db)) as con:
+        con.execute("CREATE TABLE t AS SELECT range AS n FROM range(1000)")
+    sql_text("-- the rows from $low, largest first\nSELECT n, n::VARCHAR AS text FROM t WHERE n >= $low ORDER BY n DESC;\n")
+    with duckdb.connect(str(db), read_only=True) as con:
+        stage_sql(con, "staged", "staged.sql", {"low": 10})
+        assert con.execute("SELECT n FROM staged LIMIT 3").fetchall() == [(999,), (998,), (997,)]
+        stage_sql(con, "staged", "staged.sql", {"low": 995})  # replaced, not appended to
+        assert con.execute("SELECT n, text FROM staged").fetchall() == [(n, str(n)) for n in range(999, 994, -1)]
 
 
 def test_statements_gives_the_text_of_each_statement():
