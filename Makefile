@@ -42,7 +42,7 @@ sql: $(STAMP)
 	$(BIN)/python -m pipeline.warehouse.shell --db "$(DB)" $(if $(Q),--command "$$Q")
 
 # Fleet-scale benchmarks (about 45 minutes on 2 cores), each figure beside its bound; the tables land in
-# BENCHMARKS.md. A part only: make bench BENCH_ARGS="job --runs 1" (fetch, load, reports, job, latency).
+# BENCHMARKS.md. A part only: make bench BENCH_ARGS="job --runs 1" (fetch, load, reports, job, latency, clouds).
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
 	$(BIN)/python -m bench --profile --write BENCHMARKS.md $(BENCH_ARGS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -260,3 +261,25 @@ def test_a_cloud_takes_its_concurrency_from_the_file_and_the_rest_from_the_envir
     assert (us_api.max_concurrency, us_api.api_format, us_api.retries) == (3, "json", 2)
     assert (eu_api.api_url, us_api.api_url) == (eu.url, us.url)
     assert "onapp" not in resources  # no cloud 'default' without ONAPP_API_URL's
+
+
+@pytest.mark.parametrize("trouble", ["down", "too many failed VMs"])
+def test_a_cloud_that_is_down_or_failing_fails_alone(make_cloud, tmp_path, monkeypatch, trouble):
+    eu = make_cloud(EU)
+    us = make_cloud(US if trouble == "down" else
+                    dataclasses.replace(US, failing_vm_ids=frozenset(range(1, 8))))  # 7 of its 9 VMs
+    env = environment(tmp_path, {"eu": eu, "us": us}) | {"ONAPP_RETRIES": "0"}
+    if trouble == "down":
+        us.stop()  # nothing listens on its port any more
+    result = sync(env, monkeypatch)
+    assert not result.success
+    failures = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+    assert [e.step_key for e in failures] == ["sync_runs_every_cloud_synced"]
+    ledger = warehouse(tmp_path, "SELECT cloud, status, message FROM sync_runs ORDER BY cloud")
+    assert ledger[["cloud", "status"]].values.tolist() == [["eu", "ok"], ["us", "failed"]]
+    reason = "could not be read" if trouble == "down" else "VMs failed"
+    assert reason in ledger["message"][1] and reason in failures[0].step_failure_data.user_failure_data.description
+    pd.testing.assert_frame_equal(backups_of(tmp_path, "eu"), served(eu), check_dtype=False)
+    assert warehouse(tmp_path, "SELECT count(*) AS n FROM backups WHERE cloud = 'us'")["n"][0] == 0
+    # The reports were written from the cloud that loaded.
+    assert set(pd.read_csv(tmp_path / "reports" / "storage_by_backup_server.csv")["cloud"]) == {"eu"}
