@@ -11,9 +11,9 @@ import pandas as pd
 from pipeline.clouds.config import DEFAULT_CLOUD
 from pipeline.defs.metadata import preview
 from pipeline.defs.resources import ChecksResource, WarehouseResource
+from pipeline.warehouse.load import LOADED
 from pipeline.warehouse.sql_files import query_sql
 
-LOADED = ("ok", "partial")  # the sync statuses that wrote data
 # Items a warning's description names; the metadata lists more ids and previews the rows.
 NAMED = 10
 LISTED = 500

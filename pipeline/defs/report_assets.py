@@ -9,12 +9,12 @@ import dagster as dg
 import duckdb
 import pandas as pd
 
-from pipeline.defs.check_rules import LOADED
 from pipeline.defs.metadata import preview
 from pipeline.defs.resources import ReportsResource, WarehouseResource
 from pipeline.reports.atomic_file import FolderNotReplaceable, atomic_folder, folder_lock_path
 from pipeline.reports.export import REPORTS, ExportedReport, export_set, is_export_file
 from pipeline.warehouse.file_lock import LockTimeout, exclusive_lock
+from pipeline.warehouse.load import LOADED
 from pipeline.warehouse.sql_files import query_sql
 
 REPORT_DESCRIPTIONS = {

@@ -1,4 +1,5 @@
 """The warehouse tables as assets: one writer session loads every cloud's staging of this run into all of them."""
+
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -15,13 +16,11 @@ from pipeline.defs.memory import release_freed_memory
 from pipeline.defs.metadata import preview, settings_table
 from pipeline.defs.resources import AlertsResource, ReportsResource, WarehouseResource
 from pipeline.warehouse.connection import SourceMismatch
-from pipeline.warehouse.load import SyncFailed, SyncSummary, write_sync
+from pipeline.warehouse.load import LOADED, SyncFailed, SyncSummary, write_sync
 from pipeline.warehouse.report_settings import write_report_settings
 from pipeline.warehouse.schema import table_schemas
 from pipeline.warehouse.sql_files import run_sql
 from pipeline.warehouse.staging import StagingMissing
-
-LOADED = ("ok", "partial")  # the sync statuses that wrote data
 
 TABLE_DESCRIPTIONS = {
     "backups": "One row per cloud and backup id ever seen: every API field, its VM and owner, first/last seen, deleted_at.",

@@ -15,6 +15,8 @@ from pipeline.warehouse.sql_files import run_sql
 from pipeline.warehouse.staging import RunStaging
 from pipeline.warehouse.transaction import transaction
 
+# The sync statuses that wrote data (a failed or superseded sync wrote only its ledger row).
+LOADED = ("ok", "partial")
 DEFAULT_MAX_FAILED_FRACTION = 0.5
 # A cloud seldom loses a third of its backups overnight; an API that lists only part of them does it at once.
 DEFAULT_MAX_DELETED_FRACTION = 0.3
