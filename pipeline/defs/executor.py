@@ -6,6 +6,7 @@ _EITHER = dg.multi_or_in_process_executor
 # Processes at once with several clouds: each cloud's fetch is a step, and each step process holds Dagster
 # and the fetch's buffers (about 200 MiB); the run config can ask for more.
 MAX_PARALLEL_CLOUDS = 8
+PRELOAD_MODULES = ["pipeline.definitions", "pipeline.defs.step_preload"]
 
 
 def _requirements(config: dict) -> list:
@@ -21,9 +22,9 @@ def default_executor(clouds: int) -> dg.ExecutorDefinition:
     """
     default = {"in_process": {}} if clouds <= 1 else {"multiprocess": {
         "max_concurrent": min(clouds, MAX_PARALLEL_CLOUDS),
-        # Each step's process forks from one that imported Dagster and the pipeline once: started fresh,
-        # every step paid seconds of imports, more than a small cloud's whole fetch.
-        "start_method": {"forkserver": {"preload_modules": ["pipeline.definitions"]}},
+        # Each step's process forks from one that imported Dagster, the pipeline and the instance's storage
+        # once: started fresh, every step paid seconds of imports, more than a small cloud's whole fetch.
+        "start_method": {"forkserver": {"preload_modules": PRELOAD_MODULES}},
     }}
 
     @dg.executor(
