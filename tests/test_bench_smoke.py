@@ -82,7 +82,11 @@ def test_two_clouds_are_compared_with_one_of_their_whole_fleet(tmp_path):
     one, two = table.rows
     assert one[0].startswith("one cloud of 20 VMs") and two[0].startswith("two clouds of 10 VMs")
     assert one[5] == "1.00×" and RATIO.match(two[5]) and SECONDS.match(two[2])
-    assert "fetch (the slowest cloud's backup lists)" in two[6]
+    # The sync as the ledger times it: the fetch and the load, inside the whole command's wall time.
+    assert one[7] == "1.00×" and RATIO.match(two[7]) and SECONDS.match(two[6])
+    for row in (one, two):
+        assert 0 < float(row[6].removesuffix(" s")) < float(row[2].removesuffix(" s"))
+    assert "fetch (the slowest cloud's backup lists)" in two[8]
     # Both clouds were loaded: as many VMs as the one cloud, and about as many backups.
     assert one[-1].startswith("20 / ") and two[-1].startswith("20 / ")
 
