@@ -17,19 +17,49 @@ PER_PAGE = 100
 KEY_ENV = "BENCH_CLOUD_KEY"
 
 
-def run(*, vms: int = 10_000, backups_per_vm: int = 10, latency_ms: float = 50.0, concurrency: int = 16,
-        runs: int = 3, cache_dir: Path = common.DEFAULT_CACHE, profile_dir: Path | None = None) -> common.Table:
-    """The job against one cloud of vms VMs and against two of vms / 2 each, alternately, runs times each."""
+def run(*, vms: int | tuple[int, ...] = (10_000, 20_000), backups_per_vm: int = 10, latency_ms: float = 50.0,
+        concurrency: int = 16, runs: int = 3, cache_dir: Path = common.DEFAULT_CACHE,
+        profile_dir: Path | None = None) -> common.Table:
+    """For each fleet size, the job against one cloud of that many VMs and against two of half as many each,
+    alternately, runs times each: the first size is the comparison asked for, a larger one shows the trend."""
     del profile_dir  # the time goes to waiting on the API: the latency benchmark profiles the same code
-    half = vms // 2
-    latency = latency_ms / 1000
-    bound_one = vms * latency / concurrency + math.ceil(vms / PER_PAGE) * latency
-    bound_two = half * latency / concurrency + math.ceil(half / PER_PAGE) * latency
-    table = common.Table("clouds", f"Two clouds of {half:,} VMs against one of {vms:,}: about {backups_per_vm} "
+    fleets = (vms,) if isinstance(vms, int) else vms
+    table = common.Table("clouds", f"Two clouds of half the VMs against one of them all: about {backups_per_vm} "
                          f"backups per VM, {latency_ms:g} ms per request, concurrency {concurrency} per cloud",
                          COLUMNS)
     table.notes.append(f"Machine: {common.machine()}.")
     cache_dir.mkdir(parents=True, exist_ok=True)
+    for fleet in fleets:
+        table.rows.extend(_compare(fleet, backups_per_vm, latency_ms, concurrency, runs, cache_dir))
+    table.notes.append(
+        f"Command: `{COMMAND}`. One cloud: ONAPP_API_URL at `python -m pipeline.demo --vms N --backups-per-vm "
+        f"{backups_per_vm} --latency-ms {latency_ms:g}`. Two clouds: BACKUPS_CLOUDS_FILE naming two such clouds of "
+        f"N / 2 VMs (seeds 1 and 2, so their ids overlap), each `max_concurrency = {concurrency}`. A fresh "
+        "warehouse each run; every cloud's demo server in its own process. Each ratio is to the one cloud of the "
+        "same fleet, measured in the same invocation.")
+    table.notes.append(
+        "Sync in the ledger: the run's sync_runs rows, from the first cloud's VM list read (started_at) to the last "
+        "cloud's load commit (finished_at): the fetch and the load, without Dagster's start-up or the checks, "
+        "alerts and reports after the load.")
+    table.notes.append(
+        f"Fetch bound: VMs × latency ÷ concurrency + VM-list pages × latency, per cloud (the two clouds are "
+        f"fetched side by side): {'; '.join(_bounds(fleet, latency_ms, concurrency) for fleet in fleets)}.")
+    return table
+
+
+def _bound(vms: int, latency_ms: float, concurrency: int) -> float:
+    return vms * latency_ms / 1000 / concurrency + math.ceil(vms / PER_PAGE) * latency_ms / 1000
+
+
+def _bounds(vms: int, latency_ms: float, concurrency: int) -> str:
+    return (f"{common.seconds(_bound(vms, latency_ms, concurrency))} for one cloud of {vms:,}, "
+            f"{common.seconds(_bound(vms // 2, latency_ms, concurrency))} for each of two of {vms // 2:,}")
+
+
+def _compare(vms: int, backups_per_vm: int, latency_ms: float, concurrency: int, runs: int,
+             cache_dir: Path) -> list[list[str]]:
+    """The two rows of one fleet size: one cloud of vms VMs, two clouds of vms / 2."""
+    half = vms // 2
     ones: list[tuple[Run, float]] = []
     twos: list[tuple[Run, float]] = []
     with ExitStack() as clouds:
@@ -45,11 +75,12 @@ def run(*, vms: int = 10_000, backups_per_vm: int = 10, latency_ms: float = 50.0
                 twos.append(_measured(_two_clouds(Path(tmp).resolve(), {"eu": eu, "us": us}, concurrency)))
     wall_one = common.median([r.wall_s for r, _ in ones])
     sync_one = common.median([sync for _, sync in ones])
+    rows = []
     for label, measured, bound, fetch_steps in (
-            (f"one cloud of {vms:,} VMs (in process, the default for one cloud)", ones, bound_one,
-             ("backup_lists",)),
-            (f"two clouds of {half:,} VMs (a process per step, the default for several)", twos, bound_two,
-             ("eu__backup_lists", "us__backup_lists"))):
+            (f"one cloud of {vms:,} VMs (in process, the default for one cloud)", ones,
+             _bound(vms, latency_ms, concurrency), ("backup_lists",)),
+            (f"two clouds of {half:,} VMs (a process per step, the default for several)", twos,
+             _bound(half, latency_ms, concurrency), ("eu__backup_lists", "us__backup_lists"))):
         results = [r for r, _ in measured]
         wall = common.median([r.wall_s for r in results])
         sync = common.median([sync for _, sync in measured])
@@ -59,25 +90,13 @@ def run(*, vms: int = 10_000, backups_per_vm: int = 10, latency_ms: float = 50.0
                 [max(r.seconds(step) for step in fetch_steps) for r in results]),
             "load": common.median([r.seconds("warehouse_load") for r in results]),
         }
-        table.rows.append([
+        rows.append([
             label, str(len(results)), common.seconds(wall), common.seconds(common.median([r.cpu_s for r in results])),
             common.seconds(bound), f"{wall / wall_one:.2f}×", common.seconds(sync), f"{sync / sync_one:.2f}×",
             " · ".join(f"{name} {common.seconds(value)}" for name, value in stages.items()),
             f"{results[-1].vms:,} / {results[-1].backups:,}",
         ])
-    table.notes.append(
-        f"Command: `{COMMAND}`. One cloud: ONAPP_API_URL at `python -m pipeline.demo --vms {vms} --backups-per-vm "
-        f"{backups_per_vm} --latency-ms {latency_ms:g}`. Two clouds: BACKUPS_CLOUDS_FILE naming two such clouds of "
-        f"{half:,} VMs (seeds 1 and 2, so their ids overlap), each `max_concurrency = {concurrency}`. A fresh "
-        "warehouse each run; every cloud's demo server in its own process.")
-    table.notes.append(
-        "Sync in the ledger: the run's sync_runs rows, from the first cloud's VM list read (started_at) to the last "
-        "cloud's load commit (finished_at): the fetch and the load, without Dagster's start-up or the checks, "
-        "alerts and reports after the load.")
-    table.notes.append(
-        f"Fetch bound: VMs × latency ÷ concurrency + VM-list pages × latency, per cloud: {common.seconds(bound_one)} "
-        f"for one cloud of {vms:,}, {common.seconds(bound_two)} for each of the two (fetched side by side).")
-    return table
+    return rows
 
 
 def _measured(env: dict[str, str]) -> tuple[Run, float]:

@@ -77,18 +77,20 @@ def test_the_job_is_judged_against_the_fetch_bound_beside_dlt(tmp_path):
 
 
 def test_two_clouds_are_compared_with_one_of_their_whole_fleet(tmp_path):
-    table = clouds.run(vms=20, backups_per_vm=2, latency_ms=5, concurrency=4, runs=1, cache_dir=tmp_path)
+    table = clouds.run(vms=(20, 40), backups_per_vm=2, latency_ms=5, concurrency=4, runs=1, cache_dir=tmp_path)
     assert table.columns == clouds.COLUMNS
-    one, two = table.rows
-    assert one[0].startswith("one cloud of 20 VMs") and two[0].startswith("two clouds of 10 VMs")
-    assert one[5] == "1.00×" and RATIO.match(two[5]) and SECONDS.match(two[2])
-    # The sync as the ledger times it: the fetch and the load, inside the whole command's wall time.
-    assert one[7] == "1.00×" and RATIO.match(two[7]) and SECONDS.match(two[6])
-    for row in (one, two):
-        assert 0 < float(row[6].removesuffix(" s")) < float(row[2].removesuffix(" s"))
-    assert "fetch (the slowest cloud's backup lists)" in two[8]
-    # Both clouds were loaded: as many VMs as the one cloud, and about as many backups.
-    assert one[-1].startswith("20 / ") and two[-1].startswith("20 / ")
+    # A pair of rows per fleet size, each pair's ratios to its own one-cloud run.
+    assert [row[0].split(" VMs")[0] for row in table.rows] == [
+        "one cloud of 20", "two clouds of 10", "one cloud of 40", "two clouds of 20"]
+    for (one, two), fleet in ((table.rows[:2], 20), (table.rows[2:], 40)):
+        assert one[5] == "1.00×" and RATIO.match(two[5]) and SECONDS.match(two[2])
+        # The sync as the ledger times it: the fetch and the load, inside the whole command's wall time.
+        assert one[7] == "1.00×" and RATIO.match(two[7]) and SECONDS.match(two[6])
+        for row in (one, two):
+            assert 0 < float(row[6].removesuffix(" s")) < float(row[2].removesuffix(" s"))
+        assert "fetch (the slowest cloud's backup lists)" in two[8]
+        # Both clouds were loaded: as many VMs as the one cloud, and about as many backups.
+        assert one[-1].startswith(f"{fleet} / ") and two[-1].startswith(f"{fleet} / ")
 
 
 def test_dagster_durations_are_read_in_every_format_it_prints():
