@@ -10,10 +10,11 @@ database and no thread, so nothing that cannot cross a fork is there when it for
 import importlib
 import os
 
-import dagster._core.instance.factory  # noqa: F401  (DagsterInstance.from_ref)
-import dagster._core.secrets.loader  # noqa: F401
-import dagster._core.storage.migration.utils  # noqa: F401
 from dagster._core.instance.ref import InstanceRef
+
+# What opening an instance imports whatever its storage: DagsterInstance.from_ref's own modules.
+OPENING_MODULES = ("dagster._core.instance.factory", "dagster._core.secrets.loader",
+                   "dagster._core.storage.migration.utils")
 
 
 def import_instance_classes(home: str) -> list[str]:
@@ -30,6 +31,8 @@ def import_instance_classes(home: str) -> list[str]:
     return modules
 
 
+for _module in OPENING_MODULES:
+    importlib.import_module(_module)
 # Without DAGSTER_HOME there is no instance a step process could open (multiprocess runs need one).
 if os.environ.get("DAGSTER_HOME"):
     import_instance_classes(os.environ["DAGSTER_HOME"])
