@@ -53,7 +53,7 @@ class SyncHarness:
                   url: str | None = None, max_failed_fraction: float = 0.5, lock_timeout_s: float = 60.0,
                   export_formats: tuple[str, ...] = ("csv",), max_swing_pct: float = 30.0,
                   max_age_hours: float = 26.0, report_settings: dict | None = None, webhook_url: str = "",
-                  alert_full_days: float = 30.0, **client: object) -> dict:
+                  alert_full_days: float = 30.0, clouds: tuple[str, ...] = (), **client: object) -> dict:
         """The job's resources against this cloud and warehouse, with a fast client backoff."""
         onapp = OnAppResource(
             api_url=url or self.cloud.url,
@@ -71,7 +71,7 @@ class SyncHarness:
         reports = ReportsResource(reports_dir=str(self.reports_dir), export_formats=list(export_formats),
                                   **(report_settings or {}))
         alerts = AlertsResource(webhook_url=webhook_url, full_days=alert_full_days)
-        checks = ChecksResource(max_swing_pct=max_swing_pct, max_age_hours=max_age_hours)
+        checks = ChecksResource(max_swing_pct=max_swing_pct, max_age_hours=max_age_hours, clouds=list(clouds))
         return {"onapp": onapp, "warehouse": warehouse, "reports": reports, "alerts": alerts, "checks": checks}
 
     def run(self, *, step_retries: bool = False, **options: object) -> dg.ExecuteInProcessResult:

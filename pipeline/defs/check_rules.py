@@ -199,16 +199,23 @@ def check_storage_swing_per_backup_server(con: duckdb.DuckDBPyConnection,
     )
 
 
-def _staleness(row: pd.Series) -> str:
+def _age(row: pd.Series) -> str:
     if pd.isna(row["finished_at"]):
-        return _in_cloud(row["cloud"], "no loaded sync")
-    return _in_cloud(row["cloud"], f"last loaded sync {float(row['age_hours']):.1f} hours ago")
+        return "no loaded sync"
+    return f"last loaded sync {float(row['age_hours']):.1f} hours ago"
+
+
+def _staleness(row: pd.Series) -> str:
+    return _in_cloud(row["cloud"], _age(row))
 
 
 def check_last_sync_fresh(con: duckdb.DuckDBPyConnection, settings: CheckSettings) -> dg.AssetCheckResult:
-    """Every cloud's last sync that loaded data (ok or partial) finished less than BACKUPS_MAX_AGE_HOURS ago."""
+    """Every configured cloud's last sync that loaded data (ok or partial) finished less than
+    BACKUPS_MAX_AGE_HOURS ago."""
     max_age = settings.checks.max_age_hours
-    clouds = _read(con, "last_loaded_sync.sql", {"loaded": list(LOADED)})
+    found = _read(con, "last_loaded_sync.sql", {"loaded": list(LOADED), "clouds": list(settings.checks.clouds)})
+    # A cloud taken out of the clouds file is synced no more: named, never stale.
+    clouds, others = found[found["judged"]].drop(columns="judged"), found[~found["judged"]]
     if clouds.empty:
         return dg.AssetCheckResult(
             passed=False, metadata={"last_loaded_sync": "none", "max_age_hours": max_age}
@@ -224,6 +231,8 @@ def check_last_sync_fresh(con: duckdb.DuckDBPyConnection, settings: CheckSetting
     }
     if not never:
         metadata["age_hours"] = round(float(stalest["age_hours"]), 2)
+    if not others.empty:
+        metadata["not_configured"] = ", ".join(f"{row['cloud']}: {_age(row)}" for _, row in others.iterrows())
     named = [_staleness(row) for _, row in stale.head(NAMED).iterrows()]
     return dg.AssetCheckResult(
         passed=stale.empty,

@@ -181,7 +181,12 @@ class AlertsResource(dg.ConfigurableResource):
 
 
 class ChecksResource(dg.ConfigurableResource):
-    """The thresholds of the warning and freshness checks."""
+    """The thresholds of the warning and freshness checks, and the clouds they expect to be synced."""
 
     max_swing_pct: float = Field(default=30.0, ge=0, **_FINITE)
     max_age_hours: float = Field(default=26.0, gt=0, **_FINITE)
+    clouds: list[str] = Field(
+        default_factory=list,
+        description="The clouds this code location syncs: the freshness check judges these, and only names the "
+                    "others the ledger holds (a cloud taken out of the clouds file). Empty: every cloud of the ledger.",
+    )

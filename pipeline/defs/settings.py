@@ -11,7 +11,7 @@ import dagster as dg
 import pydantic
 
 from pipeline.clouds.config import CloudSpec, CloudsFileError, read_clouds_file
-from pipeline.defs.clouds import onapp_key
+from pipeline.defs.clouds import cloud_names, onapp_key
 from pipeline.defs.resources import AlertsResource, ChecksResource, OnAppResource, ReportsResource, WarehouseResource
 
 # The documented variables, each the field of one resource: (resource key, field).
@@ -152,6 +152,8 @@ def build_resources(environ: Mapping[str, str]) -> dict[str, dg.ConfigurableReso
         _check_url(resources["onapp"])
     else:
         resources |= _cloud_resources(clouds_file, fields["onapp"], environ)
+    # The checks judge the clouds configured now, not every cloud a warehouse has ever held.
+    resources["checks"] = ChecksResource(**fields["checks"], clouds=cloud_names(resources))
     return resources
 
 

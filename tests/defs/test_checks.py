@@ -365,25 +365,49 @@ def test_a_cloud_with_one_loaded_sync_is_not_compared_but_the_others_are(harness
     assert metadata(check)["backup_servers"] == 1
 
 
-def test_freshness_asks_every_cloud_for_its_latest_loaded_sync(harness):
-    _two_clouds(harness)
+def _loaded_hours_ago(harness: SyncHarness, rows: tuple[tuple[str, str, int, str], ...]) -> None:
     tamper(harness, ("DELETE FROM sync_runs", []))
     tamper(harness, *((
         "INSERT INTO sync_runs (cloud, run_id, started_at, finished_at, source_url, format, status) "
         "VALUES (?, ?, now() - to_hours(?) - INTERVAL 5 MINUTE, now() - to_hours(?), 's', 'json', ?)",
         [cloud, run_id, hours, hours, status],
-    ) for cloud, run_id, hours, status in (
+    ) for cloud, run_id, hours, status in rows))
+
+
+def test_freshness_asks_every_cloud_for_its_latest_loaded_sync(harness):
+    _two_clouds(harness)
+    _loaded_hours_ago(harness, (
         ("eu", "r1", 1, "ok"),       # fresh
         ("us", "r0", 30, "ok"),      # loaded long ago...
         ("us", "r1", 1, "failed"),   # ... and not since
         ("ap", "r1", 1, "failed"),   # never loaded
-    )))
+    ))
     check = run_check(harness, last_sync_fresh)
     assert not check.passed
     assert check.description.startswith("not fresh: ap: no loaded sync, us: last loaded sync 30.")
     assert "eu" not in check.description
     assert metadata(check)["last_loaded_sync"] == "none"
     assert {"ap", "eu", "us"} <= cells(metadata(check)["clouds"])
+
+
+def test_freshness_judges_the_configured_clouds_and_only_names_one_taken_out_of_the_file(harness):
+    _two_clouds(harness)
+    _loaded_hours_ago(harness, (("eu", "r1", 1, "ok"), ("us", "r0", 300, "ok")))
+    # us was taken out of the clouds file: it is synced no more, and no longer stale.
+    check = run_check(harness, last_sync_fresh, clouds=("eu",))
+    assert check.passed
+    assert metadata(check)["not_configured"] == "us: last loaded sync 300.0 hours ago"
+    assert "us" not in cells(metadata(check)["clouds"])
+    # Judged when configured, as before.
+    assert not run_check(harness, last_sync_fresh, clouds=("eu", "us")).passed
+
+
+def test_a_configured_cloud_the_ledger_has_never_seen_is_not_fresh(harness):
+    _two_clouds(harness)
+    _loaded_hours_ago(harness, (("eu", "r1", 1, "ok"),))
+    check = run_check(harness, last_sync_fresh, clouds=("eu", "ap"))
+    assert not check.passed and check.description == "not fresh: ap: no loaded sync"
+    assert metadata(check)["last_loaded_sync"] == "none"
 
 
 def test_gaps_and_anomalies_are_named_with_their_cloud(harness):

@@ -149,6 +149,9 @@ def test_each_cloud_is_fetched_by_its_own_steps(make_cloud, tmp_path, monkeypatc
     assert not {"vm_list", "backup_lists"} & keys
     resources = build_resources(env)
     assert resources["onapp_eu"].max_concurrency == 8 and resources["onapp_us_west"].cloud == "us-west"
+    # The freshness check judges the clouds of the file (and only names others the warehouse holds).
+    assert resources["checks"].clouds == ["eu", "us-west"]
+    assert build_resources({"ONAPP_API_URL": eu.url})["checks"].clouds == ["default"]
     # The key is read when a run starts, from the variable the file names: it is not in the definitions.
     assert eu.config.api_key not in repr(defs.get_repository_def().get_top_level_resources())
     executor = defs.resolve_job_def("backups_sync").executor_def
