@@ -107,6 +107,6 @@ def render_query(table: str, columns: Sequence[tuple[str, str]],
 def lines(con: duckdb.DuckDBPyConnection, query: str, params: dict[str, object]) -> Iterator[str]:
     """The text of render_query's lines, in batches (each a run of whole lines), so no batch holds the table."""
     relation = con.sql(query, params=params)
-    reader = relation.fetch_arrow_reader(_BATCH_ROWS)
+    reader = relation.to_arrow_reader(_BATCH_ROWS)
     for batch in reader:
         yield "".join(batch.column(0).to_pylist())
