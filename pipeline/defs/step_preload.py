@@ -17,18 +17,15 @@ OPENING_MODULES = ("dagster._core.instance.factory", "dagster._core.secrets.load
                    "dagster._core.storage.migration.utils")
 
 
-def import_instance_classes(home: str) -> list[str]:
-    """Import the classes the instance at home is configured with (its dagster.yaml); their modules' names."""
+def import_instance_classes(home: str) -> None:
+    """Import the classes the instance at home is configured with (its dagster.yaml), without creating any."""
     ref = InstanceRef.from_dir(home)
     configured = (ref.storage_data, ref.run_storage_data, ref.event_storage_data, ref.schedule_storage_data,
                   ref.compute_logs_data, ref.local_artifact_storage_data, ref.run_coordinator_data,
                   ref.run_launcher_data, ref.secrets_loader_data)
-    modules = []
     for data in configured:
         if data is not None:
             getattr(importlib.import_module(data.module_name), data.class_name)
-            modules.append(data.module_name)
-    return modules
 
 
 for _module in OPENING_MODULES:
