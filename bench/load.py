@@ -245,7 +245,7 @@ def _measure_step(data: Path, db: Path, phase: str, profile: Path | None) -> dic
     staged_at = time.perf_counter()
     rss_staged, peak_staged = common.status_bytes("VmRSS"), common.status_bytes("VmHWM")
     with open_warehouse(db) as con:
-        summary = write_sync(con, run_id, staging, cloud=DEFAULT_CLOUD, warehouse_path=str(db))
+        summary = write_sync(con, run_id, staging, warehouse_path=str(db))
     finished = time.perf_counter()
     if profiler:
         profiler.stop()

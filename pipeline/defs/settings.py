@@ -143,11 +143,10 @@ def build_resources(environ: Mapping[str, str]) -> dict[str, dg.ConfigurableReso
         del classes["onapp"]
     resources = {}
     for name, cls in classes.items():
-        by_field = {field: variable for variable, (resource, field) in VARIABLES.items() if resource == name}
         try:
             resources[name] = cls(**fields[name])
         except pydantic.ValidationError as error:
-            raise _fail(error, by_field, environ) from None
+            raise _fail(error, _variables_of(name), environ) from None
     if clouds_file is None:
         _check_url(resources["onapp"])
     else:
@@ -168,21 +167,28 @@ def _cloud_resources(clouds_file: str, shared: dict[str, Any], environ: Mapping[
         clouds = read_clouds_file(clouds_file, environ)
     except CloudsFileError as error:
         raise SettingsError(str(error)) from None
-    by_field = {field: variable for variable, (resource, field) in VARIABLES.items() if resource == "onapp"}
     resources = {}
     for cloud in clouds:
         try:
-            resources[onapp_key(cloud.name)] = OnAppResource(**(shared | _cloud_fields(cloud, shared)))
+            resources[onapp_key(cloud.name)] = OnAppResource(**(shared | _cloud_fields(cloud)))
         except pydantic.ValidationError as error:
-            raise _fail(error, by_field, environ) from None
+            raise _fail(error, _variables_of("onapp"), environ) from None
     return resources
 
 
-def _cloud_fields(cloud: CloudSpec, shared: dict[str, Any]) -> dict[str, Any]:
-    # The key is resolved when a run starts, from the variable the file names, like ONAPP_API_KEY.
-    return {"cloud": cloud.name, "api_url": cloud.url, "user": cloud.user, "api_key": dg.EnvVar(cloud.key_env),
-            "api_format": cloud.api_format,
-            "max_concurrency": cloud.max_concurrency or shared.get("max_concurrency", OnAppResource().max_concurrency)}
+def _variables_of(resource: str) -> dict[str, str]:
+    """The documented variables of one resource, by the field each sets: what an error names."""
+    return {field: variable for variable, (name, field) in VARIABLES.items() if name == resource}
+
+
+def _cloud_fields(cloud: CloudSpec) -> dict[str, Any]:
+    """What the file says of a cloud, over the shared ONAPP_* fields: a max_concurrency it gives wins over
+    ONAPP_MAX_CONCURRENCY. The key is resolved when a run starts, from the variable the file names."""
+    fields = {"cloud": cloud.name, "api_url": cloud.url, "user": cloud.user, "api_key": dg.EnvVar(cloud.key_env),
+              "api_format": cloud.api_format}
+    if cloud.max_concurrency is not None:
+        fields["max_concurrency"] = cloud.max_concurrency
+    return fields
 
 
 def _check_url(onapp: OnAppResource) -> None:

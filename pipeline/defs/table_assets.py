@@ -101,7 +101,7 @@ def _load_clouds(context: dg.AssetExecutionContext, con: duckdb.DuckDBPyConnecti
             continue
         try:
             loaded.summaries[cloud] = write_sync(
-                con, context.run_id, staging, cloud=cloud, warehouse_path=warehouse.path,
+                con, context.run_id, staging, warehouse_path=warehouse.path,
                 max_failed_fraction=warehouse.max_failed_fraction,
                 max_deleted_fraction=warehouse.max_deleted_fraction)
         except (SourceMismatch, StagingMissing) as error:

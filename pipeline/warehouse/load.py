@@ -60,12 +60,12 @@ def write_sync(
     run_id: str,
     staging: RunStaging,
     *,
-    cloud: str,
     warehouse_path: str,
     max_failed_fraction: float = DEFAULT_MAX_FAILED_FRACTION,
     max_deleted_fraction: float = DEFAULT_MAX_DELETED_FRACTION,
 ) -> SyncSummary:
-    """Apply the run's staged sync of one cloud to the warehouse atomically and return its ledger row.
+    """Apply the run's staged sync of one cloud (the staging's) to the warehouse atomically and return its
+    ledger row.
 
     Only the cloud's own rows are read and written. A sync whose VM list was read before that of a sync of
     the same cloud already loaded is 'superseded': only its ledger row is written, so a slow run never puts
@@ -77,6 +77,7 @@ def write_sync(
         SourceMismatch: the cloud's name is bound to another API in this warehouse.
         StagingMissing: the run has no complete staging of its own.
     """
+    cloud = staging.cloud
     listing, fetched = staging.listing_meta(), staging.backups_done()
     summary = SyncSummary(
         run_id=run_id,

@@ -90,7 +90,7 @@ def test_an_id_listed_under_two_vms_resolves_to_one_row_deterministically(tmp_pa
     with open_warehouse(tmp_path / "w.duckdb") as con:
         for run in ("a", "b"):
             staging = _staged(tmp_path / "staging", run, listings, {1: 11, 2: 22})
-            summary = write_sync(con, run, staging, cloud=DEFAULT_CLOUD, warehouse_path="w")
+            summary = write_sync(con, run, staging, warehouse_path="w")
             rows = con.execute("SELECT id, virtual_machine_id, backup_size, owner_user_id FROM backups ORDER BY id")
             assert rows.fetchall() == [(7, 1, 100, 11), (8, 2, 1, 22)]
         assert summary.backups_seen == 2 and summary.backups_changed == 0
@@ -168,7 +168,7 @@ _WRITER = textwrap.dedent(
                     listings=listings)
     with open_warehouse(db) as con:
         print("writing", flush=True)
-        write_sync(con, sys.argv[4], staging, cloud="default", warehouse_path=db)
+        write_sync(con, sys.argv[4], staging, warehouse_path=db)
     print("done", flush=True)
     """
 )
