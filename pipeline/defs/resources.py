@@ -12,7 +12,7 @@ import dagster as dg
 import duckdb
 from pydantic import Field, field_validator
 
-from pipeline.clouds.config import DEFAULT_CLOUD
+from pipeline.clouds.config import CLOUD_NAME, DEFAULT_CLOUD
 from pipeline.onapp.client import ClientSettings, OnAppClient
 from pipeline.reports.export import EXPORT_FORMATS
 from pipeline.warehouse.connection import (
@@ -34,7 +34,7 @@ _FINITE = {"allow_inf_nan": False}
 class OnAppResource(dg.ConfigurableResource):
     """One cloud's OnApp API, and how politely and patiently it is read."""
 
-    cloud: str = Field(default=DEFAULT_CLOUD, pattern=r"^[a-z0-9][a-z0-9_-]*$",
+    cloud: str = Field(default=DEFAULT_CLOUD, pattern=rf"^{CLOUD_NAME.pattern}$",
                        description="The cloud's name in the warehouse (BACKUPS_CLOUDS_FILE; 'default' without).")
     api_url: str = Field(default="", description="Base URL of the API (ONAPP_API_URL).")
     user: str = Field(default="", description="HTTP Basic user (ONAPP_API_USER).")
