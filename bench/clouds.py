@@ -60,8 +60,8 @@ def _compare(vms: int, backups_per_vm: int, latency_ms: float, concurrency: int,
              cache_dir: Path) -> list[list[str]]:
     """The two rows of one fleet size: one cloud of vms VMs, two clouds of vms / 2."""
     half = vms // 2
-    ones: list[tuple[Run, float]] = []
-    twos: list[tuple[Run, float]] = []
+    ones: list[Run] = []
+    twos: list[Run] = []
     with ExitStack() as clouds:
         one = clouds.enter_context(common.demo_cloud(vms=vms, backups_per_vm=backups_per_vm, latency_ms=latency_ms))[0]
         # Different seeds: the two clouds share their ids, as two real control panels do.
@@ -70,20 +70,19 @@ def _compare(vms: int, backups_per_vm: int, latency_ms: float, concurrency: int,
         for _ in range(runs):
             # Alternating, so that whatever else the machine does weighs on both alike.
             with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
-                ones.append(_measured(environment(Path(tmp).resolve(), one, concurrency=concurrency)))
+                ones.append(materialize(environment(Path(tmp).resolve(), one, concurrency=concurrency)))
             with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
-                twos.append(_measured(_two_clouds(Path(tmp).resolve(), {"eu": eu, "us": us}, concurrency)))
-    wall_one = common.median([r.wall_s for r, _ in ones])
-    sync_one = common.median([sync for _, sync in ones])
+                twos.append(materialize(_two_clouds(Path(tmp).resolve(), {"eu": eu, "us": us}, concurrency)))
+    wall_one = common.median([r.wall_s for r in ones])
+    sync_one = common.median([r.sync_s for r in ones])
     rows = []
-    for label, measured, bound, fetch_steps in (
+    for label, results, bound, fetch_steps in (
             (f"one cloud of {vms:,} VMs (in process, the default for one cloud)", ones,
              _bound(vms, latency_ms, concurrency), ("backup_lists",)),
             (f"two clouds of {half:,} VMs (a process per step, the default for several)", twos,
              _bound(half, latency_ms, concurrency), ("eu__backup_lists", "us__backup_lists"))):
-        results = [r for r, _ in measured]
         wall = common.median([r.wall_s for r in results])
-        sync = common.median([sync for _, sync in measured])
+        sync = common.median([r.sync_s for r in results])
         stages = {
             STARTUP: common.median([r.seconds(STARTUP) for r in results]),
             "fetch (the slowest cloud's backup lists)": common.median(
@@ -97,24 +96,6 @@ def _compare(vms: int, backups_per_vm: int, latency_ms: float, concurrency: int,
             f"{results[-1].vms:,} / {results[-1].backups:,}",
         ])
     return rows
-
-
-def _measured(env: dict[str, str]) -> tuple[Run, float]:
-    """A run of the job, and its sync as the ledger times it."""
-    return materialize(env), sync_seconds(Path(env["BACKUPS_DB"]))
-
-
-def sync_seconds(db: Path) -> float:
-    """The last run's sync as sync_runs records it: from the first VM list read (started_at, as vm_list
-    starts) to the last cloud's load commit (finished_at); Dagster's start-up and the steps after the load
-    are outside it."""
-    import duckdb
-
-    with duckdb.connect(str(db), read_only=True) as con:
-        [(seconds,)] = con.execute(
-            "SELECT epoch(max(finished_at)) - epoch(min(started_at)) FROM sync_runs "
-            "WHERE run_id = (SELECT run_id FROM sync_runs ORDER BY started_at DESC LIMIT 1)").fetchall()
-    return float(seconds)
 
 
 def _two_clouds(tmp: Path, urls: dict[str, str], concurrency: int) -> dict[str, str]:

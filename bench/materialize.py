@@ -43,6 +43,9 @@ class Run:
     samples: list[Sample] = field(default_factory=list)
     vms: int = 0
     backups: int = 0
+    # The sync as sync_runs times it: from the first cloud's VM list read (started_at) to the last cloud's
+    # load commit (finished_at), without Dagster's start-up or the steps after the load.
+    sync_s: float = 0.0
 
     def seconds(self, group: str) -> float:
         """Time of one sync step, of every other step together, of the start-up, or outside every step."""
@@ -105,7 +108,7 @@ def materialize(env: dict[str, str], *, timeout_s: float = 3600, profile_raw: Pa
     run = Run(measured.wall_s, measured.max_rss, measured.cpu_s, steps, measured.samples)
     for step in run.steps.values():
         step.peak_rss = _peak(run.samples, step.start, step.end if step.end is not None else run.wall_s)
-    run.vms, run.backups = loaded(Path(env["BACKUPS_DB"]))
+    run.vms, run.backups, run.sync_s = loaded(Path(env["BACKUPS_DB"]))
     return run
 
 
@@ -120,18 +123,20 @@ def write_timeline(run: Run, path: Path) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def loaded(db: Path) -> tuple[int, int]:
-    """VMs fetched in the last run (every cloud of it) and current backups; RuntimeError unless it ended 'ok'."""
+def loaded(db: Path) -> tuple[int, int, float]:
+    """VMs fetched in the last run (every cloud of it), current backups, and the run's sync in seconds as its
+    ledger rows time it; RuntimeError unless it ended 'ok'."""
     import duckdb
 
     with duckdb.connect(str(db), read_only=True) as con:
-        [(statuses, vms, backups)] = con.execute(
-            "SELECT list(DISTINCT status), sum(vms_fetched), (SELECT count(*) FROM backups WHERE deleted_at IS NULL) "
+        [(statuses, vms, backups, sync_s)] = con.execute(
+            "SELECT list(DISTINCT status), sum(vms_fetched), (SELECT count(*) FROM backups WHERE deleted_at IS NULL), "
+            "epoch(max(finished_at)) - epoch(min(started_at)) "
             "FROM sync_runs WHERE run_id = (SELECT run_id FROM sync_runs ORDER BY started_at DESC LIMIT 1)"
         ).fetchall()
     if statuses != ["ok"]:
         raise RuntimeError(f"the sync ended {', '.join(map(repr, statuses))}")
-    return int(vms), backups
+    return int(vms), backups, float(sync_s)
 
 
 def _steps(lines: list[tuple[float, str]], wall_s: float) -> dict[str, Step]:
