@@ -121,6 +121,7 @@ def test_a_vm_list_that_cannot_be_read_is_retried_when_it_may_pass_and_recorded_
     assert run.returncode != 0
     assert output.count("STEP_UP_FOR_RETRY") == attempts - 1
     # The last attempt fails with the reason, not with a second ledger row for the same run.
+    assert "STEP_FAILURE" in output, output[-3000:]
     final = output[output.rindex("STEP_FAILURE"):]
     assert "VM list could not be read" in final and "Constraint Error" not in final
     # The ledger holds one row for the run, whatever the number of attempts.
